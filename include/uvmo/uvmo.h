@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uvmo — user-space virtual memory objects.
+ *
+ * uvmo gives an ordinary Linux process the memory objects of a microkernel:
+ * VMOs (virtual memory objects) with a copy-on-write clone hierarchy, built
+ * over one memfd frame pool.  The semantics follow Fuchsia Zircon's
+ * zx_vmo_* system calls; docs/api.md lists every deviation.
+ *
+ * Conventions (the liburing convention):
+ *  - Every call returns 0 (or a non-negative count) on success and a
+ *    negative errno on failure.  Nothing reports through the global errno.
+ *  - Bad input (unaligned, overflowing, out of range, wrong type, closed
+ *    handle, NULL) returns an error and changes nothing.
+ *  - Objects are opaque handles.  A closed handle is detected: calls on it
+ *    return -EBADF (handles carry a generation number, so a stale handle is
+ *    never confused with a new object).
+ *  - Every call is thread-safe.  Calls on VMOs of one clone tree serialise
+ *    on that tree's lock; calls on unrelated trees run in parallel.
+ *  - The first call of any function initialises uvmo with defaults (see
+ *    uvmo_init); uvmo_init is only needed to choose other settings.
+ *
+ * Errors used throughout (from Zircon's status codes):
+ *   -EINVAL  invalid argument (NULL, unknown option bits, unaligned, zero size)
+ *   -ERANGE  range outside the object, or offset + length overflows
+ *   -ENOMEM  the frame pool limit (or host memory) is exhausted
+ *   -EBUSY   the object is in a state that forbids the call
+ *   -ENOTSUP the object does not support the call (e.g. resize of a VMO
+ *            created without UVMO_VMO_RESIZABLE)
+ *   -EACCES  the handle lacks the right (e.g. write through UVMO_CHILD_NO_WRITE)
+ *   -EAGAIN  the call cannot succeed now (e.g. TRY_LOCK of a discarded VMO)
+ *   -ENOENT  the content is gone (a discarded VMO not locked again)
+ *   -EBADF   the handle was closed
+ */
+#ifndef UVMO_UVMO_H
+#define UVMO_UVMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Size of a uvmo page: the unit of commit, copy-on-write and attribution. */
+#define UVMO_PAGE_SIZE 4096u
+
+/* ------------------------------------------------------------------------ */
+/* Runtime                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Run-time settings.  Zero in any field means "the default". */
+struct uvmo_config {
+	/** Most bytes the frame pool may hold; beyond it allocations fail with
+	 *  -ENOMEM.  Default: the environment variable UVMO_POOL_LIMIT (bytes,
+	 *  with an optional K, M, G or T suffix), else unlimited. */
+	uint64_t pool_limit;
+	/** Bytes of pool file offsets (and of the private physmap address
+	 *  range) reserved for VMO windows.  Costs no memory.  Default 64 TiB. */
+	uint64_t pool_span;
+	/** Capacity reserved up front for the window of a resizable VMO; a
+	 *  VMO that grows past it moves to a larger window.  Default 1 GiB. */
+	uint64_t resizable_window;
+	/** NUMA node for frames: numa_node - 1 is the node (so that zero means
+	 *  the default), i.e. 1 places frames on node 0.  Default (0): the
+	 *  environment variable UVMO_NUMA_NODE if set, else local allocation. */
+	int numa_node;
+	uint32_t reserved[7];
+};
+
+/**
+ * uvmo_init - initialise uvmo with explicit settings.
+ * @cfg: settings, or NULL for the defaults.
+ *
+ * Optional: the first call of any other function initialises defaults.
+ * Errors: -EBUSY if uvmo is already initialised (call uvmo_shutdown first);
+ * -EINVAL for an unusable setting (span too small or not page-aligned, NUMA
+ * node that does not exist); -ENOMEM if the pool cannot be created.
+ * Thread-safety: safe, but racing with other first calls is pointless.
+ */
+int uvmo_init(const struct uvmo_config *cfg);
+
+/**
+ * uvmo_shutdown - close every handle and release the frame pool.
+ *
+ * Every handle becomes invalid (-EBADF).  A later call re-initialises.
+ * Thread-safety: no other thread may be inside a uvmo call.
+ */
+void uvmo_shutdown(void);
+
+/** Global counters (all since uvmo_init). */
+struct uvmo_stats {
+	uint64_t pool_limit;           /**< bytes; 0 = unlimited */
+	uint64_t committed_bytes;      /**< frames held by all VMOs, bytes */
+	uint64_t peak_committed_bytes; /**< high-water mark of committed_bytes */
+	uint64_t host_bytes;           /**< what the kernel reports the pool memfd holds */
+	uint64_t vmos;                 /**< live VMOs (handles not yet closed) */
+	uint64_t nodes;                /**< live copy-on-write nodes, hidden ones included */
+	uint64_t hidden_nodes;         /**< live hidden nodes */
+	uint64_t windows;              /**< live pool windows */
+	uint64_t cow_copies;           /**< pages copied on write */
+	uint64_t cow_moves;            /**< pages moved down without a copy */
+	uint64_t zero_fills;           /**< fresh zero pages handed out */
+	uint64_t merges;               /**< hidden nodes merged into a survivor */
+	uint64_t discards;             /**< discardable VMOs discarded */
+	uint64_t metadata_bytes;       /**< heap bytes of page lists and nodes */
+};
+
+/**
+ * uvmo_get_stats - read the global counters.
+ * Errors: -EINVAL if @out is NULL.  Thread-safety: safe; the figures are a
+ * consistent snapshot of each counter but not of all counters together.
+ */
+int uvmo_get_stats(struct uvmo_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* VMOs                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** A handle to a VMO.  Opaque. */
+typedef struct uvmo_vmo uvmo_vmo_t;
+
+/* uvmo_vmo_create options */
+#define UVMO_VMO_RESIZABLE   (1u << 0) /**< uvmo_vmo_set_size allowed */
+#define UVMO_VMO_DISCARDABLE (1u << 1) /**< may be discarded while unlocked */
+
+/** Largest size of a VMO, in bytes (1 TiB). */
+#define UVMO_VMO_MAX_SIZE (1ull << 40)
+
+/**
+ * uvmo_vmo_create - create an anonymous, zero-filled VMO.
+ * @size:    bytes; a non-zero multiple of UVMO_PAGE_SIZE (zero is allowed
+ *           only with UVMO_VMO_RESIZABLE).
+ * @options: UVMO_VMO_RESIZABLE or UVMO_VMO_DISCARDABLE (not both).
+ * @out:     receives the handle.
+ *
+ * No frame is allocated until a page is written or committed.  A
+ * discardable VMO starts unlocked.
+ * Errors: -EINVAL (NULL @out, unknown or conflicting options, unaligned or
+ * zero size); -ERANGE (size above UVMO_VMO_MAX_SIZE); -ENOMEM.
+ * Thread-safety: safe.
+ */
+int uvmo_vmo_create(uint64_t size, uint32_t options, uvmo_vmo_t **out);
+
+/**
+ * uvmo_vmo_close - drop the handle.
+ *
+ * The content lives on while clones still need it (or, later, while it is
+ * mapped); frames nobody can see any more return to the pool at once.
+ * NULL and already-closed handles are ignored.  Thread-safety: safe; calls
+ * racing on the same handle either complete or return -EBADF.
+ */
+void uvmo_vmo_close(uvmo_vmo_t *vmo);
+
+/**
+ * uvmo_vmo_read - copy bytes out of a VMO.
+ * @buf: destination; may be NULL only when @len is 0.
+ *
+ * Pages never written read as zero and cost nothing.  All or nothing.
+ * Errors: -EINVAL (NULL), -ERANGE (past the end or overflowing), -ENOENT
+ * (discarded), -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_read(uvmo_vmo_t *vmo, void *buf, uint64_t offset, size_t len);
+
+/**
+ * uvmo_vmo_write - copy bytes into a VMO.
+ *
+ * Writing a page shared with a clone copies it first (copy-on-write); a
+ * page nobody else can see any more is taken over without a copy.
+ * All or nothing: if the pool runs out, nothing is written.
+ * Errors: -EINVAL, -ERANGE, -EACCES (UVMO_CHILD_NO_WRITE handle), -ENOMEM,
+ * -ENOENT (discarded), -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_write(uvmo_vmo_t *vmo, const void *buf, uint64_t offset, size_t len);
+
+/**
+ * uvmo_vmo_get_size - read the size in bytes.
+ * Errors: -EINVAL (NULL), -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_get_size(uvmo_vmo_t *vmo, uint64_t *size);
+
+/**
+ * uvmo_vmo_set_size - resize a resizable VMO.
+ * @size: new size; a multiple of UVMO_PAGE_SIZE, at most UVMO_VMO_MAX_SIZE.
+ *
+ * Shrinking frees the pages cut off; growing reveals zeros — never older
+ * content, even in a clone whose parent still holds data there.
+ * Errors: -EINVAL (unaligned), -ERANGE (too large), -ENOTSUP (not created
+ * resizable, or a slice), -EACCES (no write right), -ENOMEM, -EBADF.
+ * Thread-safety: safe.
+ */
+int uvmo_vmo_set_size(uvmo_vmo_t *vmo, uint64_t size);
+
+/* uvmo_vmo_op_range operations */
+#define UVMO_OP_COMMIT      1u /**< give every page in range its own frame */
+#define UVMO_OP_DECOMMIT    2u /**< free the range's frames; it reads zero after */
+#define UVMO_OP_ZERO        3u /**< make the range read zero (any alignment) */
+#define UVMO_OP_LOCK        4u /**< discardable: lock; returns 1 if it had been discarded */
+#define UVMO_OP_TRY_LOCK    5u /**< discardable: lock unless discarded (-EAGAIN) */
+#define UVMO_OP_UNLOCK      6u /**< discardable: unlock; at count 0 it may be discarded */
+#define UVMO_OP_DONT_NEED   7u /**< hint: range not needed soon */
+#define UVMO_OP_ALWAYS_NEED 8u /**< hint: keep the range resident */
+
+/**
+ * uvmo_vmo_op_range - apply an operation to a byte range.
+ *
+ * COMMIT acts like a write of every page without changing its bytes: after
+ * it, the range is backed by frames this VMO owns.  DECOMMIT and ZERO leave
+ * the range reading zero and give frames back; DECOMMIT needs page-aligned
+ * ranges, ZERO takes any range (partial pages are zeroed in place).  On a
+ * clone, DECOMMIT behaves like ZERO (Zircon refuses it).
+ * LOCK, TRY_LOCK and UNLOCK take the whole VMO (offset 0, len = size) of a
+ * UVMO_VMO_DISCARDABLE VMO; while the lock count is zero the VMO may be
+ * discarded when the pool runs short, after which its content reads as an
+ * error (-ENOENT) until LOCK, which returns 1 and leaves it zero-filled.
+ * DONT_NEED and ALWAYS_NEED are hints; for anonymous VMOs they only check
+ * the range.
+ * Returns 0, or 1 from LOCK when the VMO had been discarded.
+ * Errors: -EINVAL (unknown op, unaligned DECOMMIT), -ERANGE (range past
+ * the end or overflowing; for LOCK/UNLOCK not the whole VMO), -EACCES
+ * (COMMIT, DECOMMIT, ZERO need the write right), -ENOTSUP (LOCK ops on a
+ * VMO that is not discardable), -EBUSY (UNLOCK at count 0), -EAGAIN
+ * (TRY_LOCK of a discarded VMO), -ENOMEM (COMMIT: pages committed before the
+ * failure stay committed), -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset, uint64_t len);
+
+/* uvmo_vmo_create_child options: exactly one type ... */
+#define UVMO_CHILD_SNAPSHOT                (1u << 0)
+#define UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE (1u << 1)
+#define UVMO_CHILD_SNAPSHOT_MODIFIED       (1u << 2)
+#define UVMO_CHILD_SLICE                   (1u << 3)
+/* ... plus any of these modifiers */
+#define UVMO_CHILD_RESIZABLE               (1u << 8)
+#define UVMO_CHILD_NO_WRITE                (1u << 9)
+
+/**
+ * uvmo_vmo_create_child - create a clone of a range of @parent.
+ * @offset: page-aligned start in @parent.
+ * @size:   page-aligned size; a snapshot may extend past the parent's end
+ *          (that tail reads zero); a slice must lie inside the parent.
+ *
+ * SNAPSHOT: the child sees the parent exactly as it was at this moment;
+ * afterwards writes on either side are invisible to the other.  Costs no
+ * frame and no per-page work; clones of clones nest to any depth.
+ * SNAPSHOT_AT_LEAST_ON_WRITE: for anonymous parents uvmo gives the stronger
+ * SNAPSHOT guarantee (as Zircon does); pager-backed parents are future work.
+ * SNAPSHOT_MODIFIED: -ENOTSUP until the pager exists.
+ * SLICE: a window onto the parent with no copy: writes through either are
+ * seen by both.  Snapshotting a slice snapshots that window of its parent.
+ * RESIZABLE: the child may be resized (not with SLICE).
+ * NO_WRITE: the child's handle cannot write (-EACCES).  A slice of a
+ * NO_WRITE handle is NO_WRITE too.
+ * Errors: -EINVAL (NULL, unknown bits, not exactly one type, RESIZABLE with
+ * SLICE, unaligned or zero size), -ERANGE (overflow, offset past the parent,
+ * a slice past the parent's end, size above the maximum), -ENOTSUP
+ * (SNAPSHOT_MODIFIED; a slice of a resizable VMO; any child of a
+ * discardable VMO), -ENOMEM, -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options, uint64_t offset,
+			  uint64_t size, uvmo_vmo_t **out);
+
+/* uvmo_vmo_info.flags */
+#define UVMO_INFO_RESIZABLE   (1u << 0)
+#define UVMO_INFO_DISCARDABLE (1u << 1)
+#define UVMO_INFO_SLICE       (1u << 2)
+#define UVMO_INFO_SNAPSHOT    (1u << 3) /**< created as a copy-on-write child */
+#define UVMO_INFO_NO_WRITE    (1u << 4)
+#define UVMO_INFO_DISCARDED   (1u << 5) /**< discarded and not locked since */
+
+struct uvmo_vmo_info {
+	uint64_t id;               /**< unique, never reused */
+	uint64_t parent_id;        /**< the VMO it was created from, 0 for none */
+	uint64_t size;             /**< bytes */
+	uint64_t committed_bytes;  /**< frames this VMO owns (a slice: its window of the parent's) */
+	uint64_t attributed_bytes; /**< committed + hidden-ancestor pages only it can still see */
+	uint32_t num_children;     /**< live VMOs created from this one */
+	uint32_t flags;            /**< UVMO_INFO_* */
+	uint32_t lock_count;       /**< discardable: current lock count */
+	uint32_t reserved[7];
+};
+
+/**
+ * uvmo_vmo_get_info - describe a VMO.
+ * Errors: -EINVAL (NULL), -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UVMO_UVMO_H */
