@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api — the public entry points: argument checks, handles, run-time
+ * settings.  Sits on top of cow and pmm; nothing below includes this.
+ *
+ * A public uvmo_vmo_t * is not a pointer but an encoded handle (table index
+ * and generation), so a closed or stale handle is recognised (-EBADF)
+ * instead of being dereferenced.  The handle table holds one reference to
+ * each VMO object; every call holds another while it runs, so a concurrent
+ * close never frees an object under a call.
+ */
+#ifndef UVMO_API_H
+#define UVMO_API_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <uvmo/uvmo.h>
+
+#include "cow/cow.h"
+
+struct uvmo_vmo {
+	_Atomic uint32_t refs;
+	struct cow_node *node;  /* one reference */
+	uint64_t offset;        /* slice: start of the window in node */
+	uint64_t slice_size;    /* slice: fixed size */
+	bool slice;
+	bool no_write;
+	bool snapshot;
+	uint64_t id;
+	uint64_t parent_id;
+	struct uvmo_vmo *creator; /* one reference; NULL for roots */
+	_Atomic uint32_t num_children;
+};
+
+/* runtime.c */
+int api_ensure_init(void);
+uint64_t api_resizable_window(void);
+uint64_t api_next_id(void);
+
+/* handle.c */
+int handle_install(struct uvmo_vmo *obj, uvmo_vmo_t **out);
+/* The object with a reference taken for the call, or NULL (stale). */
+struct uvmo_vmo *handle_get(uvmo_vmo_t *h);
+/* Remove the handle; returns the table's reference, or NULL. */
+struct uvmo_vmo *handle_remove(uvmo_vmo_t *h);
+void vmo_get(struct uvmo_vmo *obj);
+void vmo_put(struct uvmo_vmo *obj);
+/* Remove every handle (shutdown); returns how many were open. */
+uint64_t handle_close_all(void);
+uint64_t handle_count(void);
+
+#endif

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runtime.c — initialisation (explicit or on first use), settings from the
+ * environment, shutdown and global statistics.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "api/api.h"
+#include "pmm/pmm.h"
+
+#define DEFAULT_SPAN (16ull << 40)            /* 16 TiB of file offsets */
+#define MIN_SPAN (64ull << 30)
+#define DEFAULT_RESIZABLE_WINDOW (1ull << 30) /* 1 GiB */
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool initialised;
+static uint64_t resizable_window = DEFAULT_RESIZABLE_WINDOW;
+static _Atomic uint64_t next_id = 1;
+
+uint64_t api_next_id(void)
+{
+	return atomic_fetch_add(&next_id, 1);
+}
+
+uint64_t api_resizable_window(void)
+{
+	return resizable_window;
+}
+
+/* "123", "64K", "16M", "2G", "1T" → bytes.  -EINVAL for anything else. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned shift = 0;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int settings_from(const struct uvmo_config *cfg, struct pmm_config *pc)
+{
+	const char *env;
+	int rc;
+
+	pc->limit_bytes = cfg ? cfg->pool_limit : 0;
+	if (!pc->limit_bytes && (env = getenv("UVMO_POOL_LIMIT")) && *env) {
+		rc = parse_bytes(env, &pc->limit_bytes);
+		if (rc < 0)
+			return rc;
+	}
+	pc->span_bytes = cfg && cfg->pool_span ? cfg->pool_span : DEFAULT_SPAN;
+	pc->numa_node = -1;
+	if (cfg && cfg->numa_node)
+		pc->numa_node = cfg->numa_node - 1;
+	else if ((env = getenv("UVMO_NUMA_NODE")) && *env) {
+		char *end;
+		long node = strtol(env, &end, 10);
+		if (*end || node < 0 || node > 4095)
+			return -EINVAL;
+		pc->numa_node = (int)node;
+	}
+	resizable_window = cfg && cfg->resizable_window
+				   ? page_round_up(cfg->resizable_window)
+				   : DEFAULT_RESIZABLE_WINDOW;
+	return 0;
+}
+
+static int init_locked(const struct uvmo_config *cfg)
+{
+	struct pmm_config pc;
+	int rc = settings_from(cfg, &pc);
+	if (rc < 0)
+		return rc;
+	bool explicit_span = cfg && cfg->pool_span;
+	/* Address space can be scarce (sanitizers reserve much of it): with
+	 * the default span, halve until the physmap fits. */
+	for (;;) {
+		rc = pmm_init(&pc);
+		if (rc != -ENOMEM || explicit_span || pc.span_bytes <= MIN_SPAN)
+			break;
+		pc.span_bytes /= 2;
+	}
+	if (rc < 0)
+		return rc;
+	cow_init();
+	atomic_store(&initialised, true);
+	return 0;
+}
+
+int api_ensure_init(void)
+{
+	if (likely(atomic_load_explicit(&initialised, memory_order_acquire)))
+		return 0;
+	pthread_mutex_lock(&init_lock);
+	int rc = atomic_load(&initialised) ? 0 : init_locked(NULL);
+	pthread_mutex_unlock(&init_lock);
+	return rc;
+}
+
+UVMO_EXPORT int uvmo_init(const struct uvmo_config *cfg)
+{
+	pthread_mutex_lock(&init_lock);
+	int rc = atomic_load(&initialised) ? -EBUSY : init_locked(cfg);
+	pthread_mutex_unlock(&init_lock);
+	return rc;
+}
+
+UVMO_EXPORT void uvmo_shutdown(void)
+{
+	pthread_mutex_lock(&init_lock);
+	if (atomic_load(&initialised)) {
+		handle_close_all();
+		pmm_fini();
+		atomic_store(&initialised, false);
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
+UVMO_EXPORT int uvmo_get_stats(struct uvmo_stats *out)
+{
+	struct pmm_stats ps;
+	struct cow_stats cs;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = api_ensure_init();
+	if (rc < 0)
+		return rc;
+	pmm_get_stats(&ps);
+	cow_get_stats(&cs);
+	memset(out, 0, sizeof(*out));
+	out->pool_limit = ps.limit_bytes;
+	out->committed_bytes = ps.frames << PAGE_SHIFT;
+	out->peak_committed_bytes = ps.peak_frames << PAGE_SHIFT;
+	out->host_bytes = ps.host_bytes;
+	out->vmos = handle_count();
+	out->nodes = cs.nodes;
+	out->hidden_nodes = cs.hidden_nodes;
+	out->windows = ps.windows;
+	out->cow_copies = cs.copies;
+	out->cow_moves = cs.moves;
+	out->zero_fills = cs.zero_fills;
+	out->merges = cs.merges;
+	out->discards = cs.discards;
+	out->metadata_bytes = cs.metadata_bytes;
+	return 0;
+}

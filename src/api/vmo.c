@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmo.c — the public VMO calls.  Order of checks, so that every bad input
+ * gets the same answer whatever else is wrong with it: the handle (-EBADF),
+ * the arguments' form (-EINVAL), what the object supports (-ENOTSUP), the
+ * handle's rights (-EACCES), then ranges (-ERANGE) — the last under the
+ * tree lock in cow, since sizes change.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+#define CREATE_OPTIONS (UVMO_VMO_RESIZABLE | UVMO_VMO_DISCARDABLE)
+#define CHILD_TYPES (UVMO_CHILD_SNAPSHOT | UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE | \
+		     UVMO_CHILD_SNAPSHOT_MODIFIED | UVMO_CHILD_SLICE)
+#define CHILD_OPTIONS (CHILD_TYPES | UVMO_CHILD_RESIZABLE | UVMO_CHILD_NO_WRITE)
+
+/* Look the handle up, initialising on first use.  Sets rc. */
+static struct uvmo_vmo *get(uvmo_vmo_t *h, int *rc)
+{
+	*rc = api_ensure_init();
+	if (*rc < 0)
+		return NULL;
+	struct uvmo_vmo *obj = handle_get(h);
+	if (!obj)
+		*rc = -EBADF;
+	return obj;
+}
+
+static uint64_t obj_size(struct uvmo_vmo *obj)
+{
+	return obj->slice ? obj->slice_size : cow_size(obj->node);
+}
+
+/* Slices check their fixed window here; everything else in cow. */
+static int slice_range(struct uvmo_vmo *obj, uint64_t off, uint64_t len)
+{
+	if (range_overflows(off, len))
+		return -ERANGE;
+	if (obj->slice && off + len > obj->slice_size)
+		return -ERANGE;
+	return 0;
+}
+
+/* A new object for @node, not yet reachable through any handle. */
+static struct uvmo_vmo *new_object(struct cow_node *node)
+{
+	struct uvmo_vmo *obj = calloc(1, sizeof(*obj));
+	if (!obj)
+		return NULL;
+	atomic_init(&obj->refs, 1);
+	obj->node = node;
+	obj->id = api_next_id();
+	return obj;
+}
+
+/* Publish a fully built object.  On failure the object and its node
+ * reference (and creator reference) are dropped. */
+static int publish(struct uvmo_vmo *obj, uvmo_vmo_t **out)
+{
+	int rc = handle_install(obj, out);
+	if (rc < 0)
+		vmo_put(obj);
+	return rc;
+}
+
+static void set_creator(struct uvmo_vmo *child, struct uvmo_vmo *parent)
+{
+	child->parent_id = parent->id;
+	child->creator = parent;
+	vmo_get(parent);
+	atomic_fetch_add(&parent->num_children, 1);
+}
+
+UVMO_EXPORT int uvmo_vmo_create(uint64_t size, uint32_t options, uvmo_vmo_t **out)
+{
+	struct cow_node *node;
+	uint32_t flags = 0;
+	int rc;
+
+	if (!out || (options & ~CREATE_OPTIONS) ||
+	    (options & CREATE_OPTIONS) == CREATE_OPTIONS || !page_aligned(size) ||
+	    (size == 0 && !(options & UVMO_VMO_RESIZABLE)))
+		return -EINVAL;
+	if (size > UVMO_VMO_MAX_SIZE)
+		return -ERANGE;
+	rc = api_ensure_init();
+	if (rc < 0)
+		return rc;
+	if (options & UVMO_VMO_RESIZABLE)
+		flags |= COW_RESIZABLE;
+	if (options & UVMO_VMO_DISCARDABLE)
+		flags |= COW_DISCARDABLE;
+	uint64_t capacity = (options & UVMO_VMO_RESIZABLE)
+				    ? max_u64(size, api_resizable_window()) : size;
+	rc = cow_create(size, capacity, flags, &node);
+	if (rc < 0)
+		return rc;
+	struct uvmo_vmo *obj = new_object(node);
+	if (!obj) {
+		cow_node_unref(node);
+		return -ENOMEM;
+	}
+	return publish(obj, out);
+}
+
+UVMO_EXPORT void uvmo_vmo_close(uvmo_vmo_t *vmo)
+{
+	if (!vmo || api_ensure_init() < 0)
+		return;
+	struct uvmo_vmo *obj = handle_remove(vmo);
+	if (obj)
+		vmo_put(obj);
+}
+
+UVMO_EXPORT int uvmo_vmo_read(uvmo_vmo_t *vmo, void *buf, uint64_t offset, size_t len)
+{
+	int rc;
+	struct uvmo_vmo *obj = get(vmo, &rc);
+	if (!obj)
+		return rc;
+	if (!buf && len)
+		rc = -EINVAL;
+	else if ((rc = slice_range(obj, offset, len)) == 0)
+		rc = cow_read(obj->node, buf, obj->offset + offset, len);
+	vmo_put(obj);
+	return rc;
+}
+
+UVMO_EXPORT int uvmo_vmo_write(uvmo_vmo_t *vmo, const void *buf, uint64_t offset,
+			       size_t len)
+{
+	int rc;
+	struct uvmo_vmo *obj = get(vmo, &rc);
+	if (!obj)
+		return rc;
+	if (!buf && len)
+		rc = -EINVAL;
+	else if (obj->no_write)
+		rc = -EACCES;
+	else if ((rc = slice_range(obj, offset, len)) == 0)
+		rc = cow_write(obj->node, buf, obj->offset + offset, len);
+	vmo_put(obj);
+	return rc;
+}
+
+UVMO_EXPORT int uvmo_vmo_get_size(uvmo_vmo_t *vmo, uint64_t *size)
+{
+	int rc;
+	if (!size)
+		return -EINVAL;
+	struct uvmo_vmo *obj = get(vmo, &rc);
+	if (!obj)
+		return rc;
+	*size = obj_size(obj);
+	vmo_put(obj);
+	return 0;
+}
+
+UVMO_EXPORT int uvmo_vmo_set_size(uvmo_vmo_t *vmo, uint64_t size)
+{
+	int rc;
+	struct uvmo_vmo *obj = get(vmo, &rc);
+	if (!obj)
+		return rc;
+	if (!page_aligned(size))
+		rc = -EINVAL;
+	else if (obj->slice || !cow_is_resizable(obj->node))
+		rc = -ENOTSUP;
+	else if (obj->no_write)
+		rc = -EACCES;
+	else if (size > UVMO_VMO_MAX_SIZE)
+		rc = -ERANGE;
+	else
+		rc = cow_set_size(obj->node, size);
+	vmo_put(obj);
+	return rc;
+}
+
+static int lock_op(struct uvmo_vmo *obj, uint32_t op, uint64_t offset, uint64_t len)
+{
+	if (obj->slice || !cow_is_discardable(obj->node))
+		return -ENOTSUP;
+	/* Locks cover the whole VMO (a discardable VMO cannot be resized). */
+	if (offset != 0 || len != cow_size(obj->node))
+		return -ERANGE;
+	if (op == UVMO_OP_UNLOCK)
+		return cow_unlock(obj->node);
+	return cow_lock(obj->node, op == UVMO_OP_TRY_LOCK);
+}
+
+static int content_op(struct uvmo_vmo *obj, uint32_t op, uint64_t offset, uint64_t len)
+{
+	int rc;
+
+	if (op == UVMO_OP_DECOMMIT && (!page_aligned(offset) || !page_aligned(len)))
+		return -EINVAL;
+	if (obj->no_write && op != UVMO_OP_DONT_NEED && op != UVMO_OP_ALWAYS_NEED)
+		return -EACCES;
+	rc = slice_range(obj, offset, len);
+	if (rc < 0)
+		return rc;
+	offset += obj->offset;
+	switch (op) {
+	case UVMO_OP_COMMIT:
+		return cow_commit(obj->node, offset, len);
+	case UVMO_OP_DECOMMIT:
+	case UVMO_OP_ZERO:
+		return cow_zero(obj->node, offset, len);
+	default: /* hints: anonymous memory has nothing to evict or pin */
+		return cow_check_range(obj->node, offset, len);
+	}
+}
+
+UVMO_EXPORT int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset,
+				  uint64_t len)
+{
+	int rc;
+	struct uvmo_vmo *obj = get(vmo, &rc);
+	if (!obj)
+		return rc;
+	switch (op) {
+	case UVMO_OP_LOCK:
+	case UVMO_OP_TRY_LOCK:
+	case UVMO_OP_UNLOCK:
+		rc = lock_op(obj, op, offset, len);
+		break;
+	case UVMO_OP_COMMIT:
+	case UVMO_OP_DECOMMIT:
+	case UVMO_OP_ZERO:
+	case UVMO_OP_DONT_NEED:
+	case UVMO_OP_ALWAYS_NEED:
+		rc = content_op(obj, op, offset, len);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	vmo_put(obj);
+	return rc;
+}
+
+static int check_child_args(uint32_t options, uint64_t offset, uint64_t size)
+{
+	uint32_t type = options & CHILD_TYPES;
+
+	if ((options & ~CHILD_OPTIONS) || type == 0 || (type & (type - 1)))
+		return -EINVAL;
+	if ((type & UVMO_CHILD_SLICE) && (options & UVMO_CHILD_RESIZABLE))
+		return -EINVAL;
+	if (!page_aligned(offset) || !page_aligned(size) ||
+	    (size == 0 && !(options & UVMO_CHILD_RESIZABLE)))
+		return -EINVAL;
+	if (range_overflows(offset, size) || size > UVMO_VMO_MAX_SIZE)
+		return -ERANGE;
+	if (type & UVMO_CHILD_SNAPSHOT_MODIFIED)
+		return -ENOTSUP; /* needs a pager-backed parent */
+	return 0;
+}
+
+static int make_slice(struct uvmo_vmo *parent, uint32_t options, uint64_t offset,
+		      uint64_t size, uvmo_vmo_t **out)
+{
+	if (cow_is_resizable(parent->node))
+		return -ENOTSUP;
+	if (offset + size > obj_size(parent))
+		return -ERANGE;
+	/* A slice of a slice is a slice of the real parent. */
+	struct uvmo_vmo *obj = new_object(parent->node);
+	if (!obj)
+		return -ENOMEM;
+	cow_node_ref(parent->node);
+	obj->slice = true;
+	obj->offset = parent->offset + offset;
+	obj->slice_size = size;
+	obj->no_write = parent->no_write || (options & UVMO_CHILD_NO_WRITE);
+	set_creator(obj, parent);
+	return publish(obj, out);
+}
+
+static int make_snapshot(struct uvmo_vmo *parent, uint32_t options, uint64_t offset,
+			 uint64_t size, uvmo_vmo_t **out)
+{
+	struct cow_node *node;
+	uint64_t psize = obj_size(parent);
+	uint32_t flags = (options & UVMO_CHILD_RESIZABLE) ? COW_RESIZABLE : 0;
+	uint64_t capacity = (options & UVMO_CHILD_RESIZABLE)
+				    ? max_u64(size, api_resizable_window()) : size;
+
+	if (offset > psize)
+		return -ERANGE;
+	/* A snapshot of a slice snapshots that window of the real parent and
+	 * sees nothing past the slice's end. */
+	int rc = cow_snapshot(parent->node, parent->offset + offset, size,
+			      psize - offset, capacity, flags, &node);
+	if (rc < 0)
+		return rc;
+	struct uvmo_vmo *obj = new_object(node);
+	if (!obj) {
+		cow_node_unref(node);
+		return -ENOMEM;
+	}
+	obj->snapshot = true;
+	obj->no_write = options & UVMO_CHILD_NO_WRITE;
+	set_creator(obj, parent);
+	return publish(obj, out);
+}
+
+UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
+				      uint64_t offset, uint64_t size, uvmo_vmo_t **out)
+{
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	struct uvmo_vmo *pobj = get(parent, &rc);
+	if (!pobj)
+		return rc;
+	rc = check_child_args(options, offset, size);
+	if (rc == 0 && cow_is_discardable(pobj->node))
+		rc = -ENOTSUP;
+	if (rc == 0) {
+		/* AT_LEAST_ON_WRITE of an anonymous parent: the stronger
+		 * SNAPSHOT guarantee, as Zircon gives. */
+		if (options & UVMO_CHILD_SLICE)
+			rc = make_slice(pobj, options, offset, size, out);
+		else
+			rc = make_snapshot(pobj, options, offset, size, out);
+	}
+	vmo_put(pobj);
+	return rc;
+}
+
+UVMO_EXPORT int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info)
+{
+	struct cow_info ci;
+	int rc;
+
+	if (!info)
+		return -EINVAL;
+	struct uvmo_vmo *obj = get(vmo, &rc);
+	if (!obj)
+		return rc;
+	cow_get_info(obj->node, obj->offset,
+		     obj->slice ? obj->slice_size : UVMO_VMO_MAX_SIZE, &ci);
+	memset(info, 0, sizeof(*info));
+	info->id = obj->id;
+	info->parent_id = obj->parent_id;
+	info->size = obj->slice ? obj->slice_size : ci.size;
+	info->committed_bytes = ci.committed_bytes;
+	info->attributed_bytes = ci.attributed_bytes;
+	info->num_children = atomic_load(&obj->num_children);
+	info->lock_count = ci.lock_count;
+	if (cow_is_resizable(obj->node) && !obj->slice)
+		info->flags |= UVMO_INFO_RESIZABLE;
+	if (cow_is_discardable(obj->node))
+		info->flags |= UVMO_INFO_DISCARDABLE;
+	if (obj->slice)
+		info->flags |= UVMO_INFO_SLICE;
+	if (obj->snapshot)
+		info->flags |= UVMO_INFO_SNAPSHOT;
+	if (obj->no_write)
+		info->flags |= UVMO_INFO_NO_WRITE;
+	if (ci.discarded)
+		info->flags |= UVMO_INFO_DISCARDED;
+	vmo_put(obj);
+	return 0;
+}

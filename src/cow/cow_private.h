@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cow_private.h — the copy-on-write layer's own structures, shared by the
+ * files of src/cow/ and nobody else.
+ *
+ * THE CLONE TREE
+ *
+ * Every VMO is a non-hidden node.  A snapshot of node N inserts a hidden
+ * node H where N was: H takes N's page list (O(1)), N becomes H's left
+ * child with an empty list, and the snapshot is H's new right child.
+ * Hidden nodes are immutable, never exposed, and always have two children.
+ * A node sees its parent at offsets below parent_limit, translated by
+ * parent_offset (Zircon's VmCowPages).
+ *
+ * Page entries (16 bits, see pagelist.h):
+ *   E_PRESENT  a frame holds this node's content at this offset
+ *   E_ZERO     a zero marker: reads zero, hides the ancestors, no frame
+ *   E_SPLIT_L  hidden nodes: the left subtree has its own copy
+ *   E_SPLIT_R  hidden nodes: the right subtree has its own copy
+ *   E_HOME     hidden nodes: the frame is in the node's home window
+ *              (otherwise in its lender window, see below)
+ * A page never has both split bits; non-hidden nodes have none.
+ *
+ * WHERE FRAMES LIVE (the placement rules; pmm has the windows)
+ *
+ * A non-hidden node's frames are always at its home window's slot of the
+ * same page offset, so a later mapping of the window shows them without a
+ * fault.  A snapshot does not move frames: the hidden node H *borrows* them
+ * where they are, in N's window, which becomes H's `lender`.  So a hidden
+ * node's frame for offset p is at slot p of its lender window, or of its
+ * own home window when E_HOME is set.  Consequences, relied on throughout:
+ *
+ *  (L1) A hidden node and its lender's owner use the same offsets: snapshot
+ *       puts N at parent_offset 0 under H, and so does every later
+ *       snapshot of N, so the chain of hidden nodes lending from N's window
+ *       is contiguous directly above N and all at offset 0.
+ *  (L2) So slot p of N's home window holds either N's own frame, or the
+ *       frame of exactly one hidden node of that chain at offset p (a
+ *       "lent" frame), or nothing.  Before N puts its own content into
+ *       slot p (write, zero, decommit, shrink), a lent frame there must
+ *       go: moved to its owner's home window, or freed if nobody can see
+ *       it (cow_claim_home_slot).
+ *  (L3) When a page moves to another node it stays where it is only if the
+ *       destination lends from the same window (or, for a non-hidden
+ *       destination, if the slot is its own home slot); otherwise it is
+ *       copied to the destination's home.
+ *
+ * LOCKING
+ *
+ * One mutex per clone tree (struct cow_tree) protects every node, page
+ * list, window frame count and window reference of the tree.  Lock order:
+ * tree lock → discard list lock → pmm's internal lock.  Code that must touch
+ * another tree's lock while holding one (reclaim) only trylocks it.
+ */
+#ifndef UVMO_COW_PRIVATE_H
+#define UVMO_COW_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/queue.h>
+
+#include "cow/cow.h"
+#include "cow/pagelist.h"
+#include "pmm/pmm.h"
+
+enum {
+	E_PRESENT = 1u << 0,
+	E_ZERO = 1u << 1,
+	E_SPLIT_L = 1u << 2,
+	E_SPLIT_R = 1u << 3,
+	E_HOME = 1u << 4,
+};
+
+enum {
+	N_HIDDEN = 1u << 0,
+	N_RESIZABLE = 1u << 1,
+	N_DISCARDABLE = 1u << 2,
+};
+
+struct cow_tree {
+	pthread_mutex_t lock;
+	uint32_t nodes; /* under lock; the last node frees the tree */
+};
+
+struct cow_node {
+	struct cow_tree *tree;
+	struct cow_node *parent;
+	struct cow_node *left, *right; /* hidden nodes only */
+
+	uint64_t size;          /* bytes, page-aligned */
+	uint64_t parent_offset; /* bytes, page-aligned */
+	uint64_t parent_limit;  /* bytes; offsets at or above it see zero */
+
+	struct pagelist pages;
+	uint64_t committed; /* pages with E_PRESENT */
+	struct pmm_window *home;   /* own frames */
+	struct pmm_window *lender; /* hidden: window of borrowed frames */
+
+	uint64_t id;
+	uint32_t flags; /* N_* */
+	uint32_t refs;  /* holders outside the tree; 0 for hidden nodes */
+
+	/* discardable VMOs */
+	uint32_t lock_count;
+	bool discarded;
+	bool on_lru;
+	TAILQ_ENTRY(cow_node) lru;
+};
+
+static inline bool node_hidden(const struct cow_node *n)
+{
+	return n->flags & N_HIDDEN;
+}
+
+static inline uint64_t size_pages(uint64_t bytes)
+{
+	return bytes >> PAGE_SHIFT;
+}
+
+/* The window holding the frame of entry @e of node @n. */
+static inline struct pmm_window *entry_window(const struct cow_node *n, uint16_t e)
+{
+	if (node_hidden(n) && !(e & E_HOME))
+		return n->lender;
+	return n->home;
+}
+
+static inline uint16_t split_bit_for(const struct cow_node *parent,
+				     const struct cow_node *child)
+{
+	return parent->left == child ? E_SPLIT_L : E_SPLIT_R;
+}
+
+static inline struct cow_node *sibling_of(const struct cow_node *child)
+{
+	struct cow_node *p = child->parent;
+	return p->left == child ? p->right : p->left;
+}
+
+/* True if @child sees its parent's page @ppg (a page offset in the parent). */
+static inline bool child_covers(const struct cow_node *child, uint64_t ppg)
+{
+	uint64_t first = size_pages(child->parent_offset);
+	return ppg >= first && ppg - first < size_pages(child->parent_limit);
+}
+
+/* ---- counters (node.c) ---- */
+struct cow_counters {
+	_Atomic uint64_t nodes, hidden_nodes;
+	_Atomic uint64_t copies, moves, zero_fills, merges, discards;
+};
+extern struct cow_counters cow_counters;
+
+static inline void count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* ---- node.c ---- */
+int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
+	       struct cow_node **out);
+void node_free(struct cow_node *n);
+void tree_lock(struct cow_tree *t);
+void tree_unlock(struct cow_tree *t);
+
+/* Entry bookkeeping that keeps `committed` exact. */
+int node_set_entry(struct cow_node *n, uint64_t pg, uint16_t e);
+
+/* ---- lookup.c ---- */
+/* A path from a node up to the owner of some content: nodes[0] is where the
+ * lookup started, nodes[depth - 1] the owner; pgs[] the offset at each. */
+struct cow_path {
+	unsigned depth, cap;
+	struct cow_node **nodes;
+	uint64_t *pgs;
+	struct cow_node *inline_nodes[16];
+	uint64_t inline_pgs[16];
+};
+
+struct cow_hit {
+	struct cow_node *owner; /* NULL: no content anywhere (reads zero) */
+	uint64_t pg;            /* offset in the owner */
+	uint16_t e;             /* owner's entry: E_PRESENT or E_ZERO */
+};
+
+void path_init(struct cow_path *p);
+void path_fini(struct cow_path *p);
+/* Find what @n shows at page @pg.  With @path, record the walk (only
+ * -ENOMEM if a very deep tree needs more path than fits inline). */
+int cow_lookup(struct cow_node *n, uint64_t pg, struct cow_hit *hit,
+	       struct cow_path *path);
+/* Given a walk that ended at an owner, true if no node outside the path
+ * can see the owner's page (split bits and sibling windows).  With
+ * @from_level = 1, ignore the owner's own split bits and check only the
+ * levels below it. */
+bool path_exclusive(const struct cow_path *path, uint16_t owner_entry,
+		    unsigned from_level);
+
+/* ---- fork.c ---- */
+/* Make non-hidden @n own a frame with its current content at @pg. */
+int cow_fork_page(struct cow_node *n, uint64_t pg);
+/* Empty slot @pg of @n's home window of any frame lent to an ancestor. */
+void cow_claim_home_slot(struct cow_node *n, uint64_t pg);
+/* Release @n's claim on its content at @pg: its own frame, and ancestor
+ * frames only it can see.  With @leave_marker, @n reads zero there
+ * afterwards (a marker is left if ancestor content would show through). */
+int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker);
+
+/* ---- merge.c ---- */
+/* @n (non-hidden) has no holders left: free it and merge its parent. */
+void node_die(struct cow_node *n);
+
+/* ---- discard.c ---- */
+void discard_track(struct cow_node *n);   /* a new discardable VMO */
+void discard_untrack(struct cow_node *n); /* it dies */
+uint64_t discard_reclaim(uint64_t pages);
+/* Free every frame of a discardable node (tree lock held). */
+void discard_node(struct cow_node *n);
+
+/* ---- validate.c ---- */
+/* Check @n's whole tree; the tree lock is held. */
+void validate_tree_locked(struct cow_node *n);
+#if UVMO_VALIDATION
+#define VALIDATE(n) validate_tree_locked(n)
+#else
+#define VALIDATE(n) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fork.c — giving a VMO its own copy of a page (copy-on-write), and
+ * releasing its claim on one.  The placement rules (L1)–(L3) of
+ * cow_private.h decide where frames go.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cow/cow_private.h"
+
+static void copy_frame(struct pmm_window *dst, uint64_t dpg,
+		       struct pmm_window *src, uint64_t spg)
+{
+	memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);
+}
+
+/*
+ * True if some node other than @exclude sees hidden node @h's page @pg.
+ * @top: @h holds the page, so its split bits say which sides no longer
+ * need it; below, nodes reached hold no entry at the offset.
+ */
+static bool page_seen_by_others(const struct cow_node *h, uint64_t pg,
+				const struct cow_node *exclude, bool top)
+{
+	uint16_t e = top ? pl_get(&h->pages, pg) : 0;
+	const struct cow_node *kids[2] = { h->left, h->right };
+
+	for (int i = 0; i < 2; i++) {
+		const struct cow_node *c = kids[i];
+		if (top && (e & split_bit_for(h, c)))
+			continue;
+		if (c == exclude || !child_covers(c, pg))
+			continue;
+		uint64_t cpg = pg - size_pages(c->parent_offset);
+		if (pl_get(&c->pages, cpg) != 0)
+			continue; /* shadowed by c's own entry or marker */
+		if (!node_hidden(c) || page_seen_by_others(c, cpg, exclude, false))
+			return true;
+	}
+	return false;
+}
+
+/* The hidden node, if any, whose frame is lent at slot @pg of @n's home.
+ * By (L1) only the chain directly above @n can lend from it, at offset pg. */
+static struct cow_node *lent_frame_owner(struct cow_node *n, uint64_t pg)
+{
+	struct cow_node *c = n;
+	for (struct cow_node *p = n->parent;
+	     p && node_hidden(p) && p->lender == n->home; c = p, p = p->parent) {
+		UVMO_ASSERT(c->parent_offset == 0);
+		uint16_t e = pl_get(&p->pages, pg);
+		if ((e & E_PRESENT) && !(e & E_HOME))
+			return p;
+	}
+	return NULL;
+}
+
+void cow_claim_home_slot(struct cow_node *n, uint64_t pg)
+{
+	struct cow_node *owner = lent_frame_owner(n, pg);
+	if (!owner)
+		return;
+	uint16_t e = pl_get(&owner->pages, pg);
+	if (page_seen_by_others(owner, pg, n, true)) {
+		/* Still needed: it moves to its owner's own window. */
+		pmm_frame_move(owner->home, pg, n->home, pg);
+		node_set_entry(owner, pg, e | E_HOME);
+	} else {
+		pmm_frame_free(n->home, pg, 1);
+		node_set_entry(owner, pg, 0);
+	}
+}
+
+/* Hand hidden @cur's page down to @child, which alone needs it now. */
+static void move_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
+		      struct cow_node *child, uint64_t chpg)
+{
+	struct pmm_window *from = entry_window(cur, e);
+	uint16_t ne = E_PRESENT;
+
+	if (node_hidden(child)) {
+		if (from == child->lender) {
+			UVMO_ASSERT(cpg == chpg); /* (L1) */
+		} else {
+			pmm_frame_move(child->home, chpg, from, cpg);
+			ne |= E_HOME;
+		}
+	} else if (from == child->home) {
+		UVMO_ASSERT(cpg == chpg); /* lent from child: take it in place */
+	} else {
+		cow_claim_home_slot(child, chpg);
+		pmm_frame_move(child->home, chpg, from, cpg);
+	}
+	node_set_entry(cur, cpg, 0);
+	node_set_entry(child, chpg, ne); /* chunk reserved by the caller */
+	count(&cow_counters.moves, 1);
+}
+
+/* Give @child its own copy of hidden @cur's page; @cur keeps the original
+ * for the other side and records that @child's side split off. */
+static int copy_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
+		     struct cow_node *child, uint64_t chpg)
+{
+	struct pmm_window *from = entry_window(cur, e);
+	uint16_t cur_e = e | split_bit_for(cur, child);
+	int rc;
+
+	if (!node_hidden(child) && from == child->home) {
+		/* The original sits in the writer's own slot: the writer keeps
+		 * it in place and the old content is copied out for the others. */
+		UVMO_ASSERT(cpg == chpg);
+		rc = pmm_frame_alloc(cur->home, cpg, 1);
+		if (rc < 0)
+			return rc;
+		copy_frame(cur->home, cpg, child->home, chpg);
+		cur_e |= E_HOME;
+		node_set_entry(child, chpg, E_PRESENT);
+	} else {
+		struct pmm_window *to = child->home;
+		if (!node_hidden(child))
+			cow_claim_home_slot(child, chpg);
+		rc = pmm_frame_alloc(to, chpg, 1);
+		if (rc < 0)
+			return rc;
+		copy_frame(to, chpg, from, cpg);
+		node_set_entry(child, chpg,
+			       E_PRESENT | (node_hidden(child) ? E_HOME : 0));
+	}
+	node_set_entry(cur, cpg, cur_e);
+	count(&cow_counters.copies, 1);
+	return 0;
+}
+
+/*
+ * Walk from the owner of the content down to @n, level by level (Zircon's
+ * order: every intermediate state is a valid tree, so running out of
+ * memory part-way leaves the content intact).  At each hidden level the
+ * page moves down if the other side cannot see it any more (its split bit
+ * is set or its window misses the offset), else it is copied and the split
+ * bit of the receiving side is set: a clone never costs more memory than
+ * an eager copy would.
+ */
+int cow_fork_page(struct cow_node *n, uint64_t pg)
+{
+	struct cow_path path;
+	struct cow_hit hit;
+	int rc;
+
+	UVMO_ASSERT(!node_hidden(n));
+	UVMO_ASSERT(!(pl_get(&n->pages, pg) & E_PRESENT));
+	rc = pl_reserve(&n->pages, pg);
+	if (rc < 0)
+		return rc;
+	path_init(&path);
+	rc = cow_lookup(n, pg, &hit, &path);
+	if (rc < 0)
+		goto out;
+
+	if (!hit.owner || (hit.e & E_ZERO)) {
+		cow_claim_home_slot(n, pg);
+		rc = pmm_frame_alloc(n->home, pg, 1);
+		if (rc == 0) {
+			node_set_entry(n, pg, E_PRESENT);
+			count(&cow_counters.zero_fills, 1);
+		}
+		goto out;
+	}
+
+	for (unsigned i = path.depth - 1; i >= 1; i--) {
+		struct cow_node *cur = path.nodes[i];
+		struct cow_node *child = path.nodes[i - 1];
+		uint64_t cpg = path.pgs[i], chpg = path.pgs[i - 1];
+		uint16_t e = pl_get(&cur->pages, cpg);
+		struct cow_node *sib = cur->left == child ? cur->right : cur->left;
+
+		rc = pl_reserve(&child->pages, chpg);
+		if (rc < 0)
+			goto out;
+		if ((e & split_bit_for(cur, sib)) || !child_covers(sib, cpg)) {
+			move_down(cur, cpg, e, child, chpg);
+		} else {
+			rc = copy_down(cur, cpg, e, child, chpg);
+			if (rc < 0)
+				goto out;
+		}
+	}
+out:
+	path_fini(&path);
+	return rc;
+}
+
+int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker)
+{
+	struct cow_path path;
+	struct cow_hit hit;
+	bool marker = false;
+	uint16_t e = pl_get(&n->pages, pg);
+	int rc;
+
+	if (leave_marker && (e & E_ZERO))
+		return 0;
+	if (leave_marker) {
+		rc = pl_reserve(&n->pages, pg);
+		if (rc < 0)
+			return rc;
+	}
+	if (e & E_PRESENT)
+		pmm_frame_free(n->home, pg, 1);
+	node_set_entry(n, pg, 0);
+
+	path_init(&path);
+	rc = cow_lookup(n, pg, &hit, &path);
+	if (rc < 0) {
+		/* Too deep to walk: be safe and hide whatever is above. */
+		marker = leave_marker;
+		goto out;
+	}
+	if (hit.owner && (hit.e & E_PRESENT)) {
+		struct cow_node *owner = hit.owner;
+		if (path_exclusive(&path, hit.e, 0)) {
+			/* Only @n could see it: it goes. */
+			pmm_frame_free(entry_window(owner, hit.e), hit.pg, 1);
+			node_set_entry(owner, hit.pg, 0);
+			if (leave_marker) {
+				struct cow_hit older;
+				cow_lookup(n, pg, &older, NULL);
+				marker = older.owner && (older.e & E_PRESENT);
+			}
+		} else {
+			marker = leave_marker;
+			if (path_exclusive(&path, hit.e, 1)) {
+				/* Nobody else on @n's side needs it: record
+				 * the split so the other side takes it over
+				 * without a copy. */
+				struct cow_node *child = path.nodes[path.depth - 2];
+				node_set_entry(owner, hit.pg,
+					       hit.e | split_bit_for(owner, child));
+			}
+		}
+	}
+	cow_claim_home_slot(n, pg);
+out:
+	path_fini(&path);
+	if (marker)
+		node_set_entry(n, pg, E_ZERO); /* reserved above */
+	return 0;
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * merge.c — when a VMO dies: its frames return to the pool and its hidden
+ * parent, left with one child, merges into that survivor.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cow/cow_private.h"
+
+static void free_own_frames(struct cow_node *n)
+{
+	uint64_t pg, run_start = 0, run_len = 0;
+	uint16_t e;
+
+	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
+		if (!(e & E_PRESENT))
+			continue;
+		struct pmm_window *w = entry_window(n, e);
+		if (run_len && run_start + run_len == pg && w == n->home &&
+		    !node_hidden(n)) {
+			run_len++;
+			continue;
+		}
+		if (run_len)
+			pmm_frame_free(n->home, run_start, run_len);
+		run_len = 0;
+		if (w == n->home && !node_hidden(n)) {
+			run_start = pg;
+			run_len = 1;
+		} else {
+			pmm_frame_free(w, pg, 1);
+		}
+	}
+	if (run_len)
+		pmm_frame_free(n->home, run_start, run_len);
+	pl_clear(&n->pages);
+	n->committed = 0;
+}
+
+/* Move hidden @h's page @pg (entry @e) to survivor @s at @spg, by (L3). */
+static void move_into_survivor(struct cow_node *h, uint64_t pg, uint16_t e,
+			       struct cow_node *s, uint64_t spg)
+{
+	struct pmm_window *from = entry_window(h, e);
+	uint16_t ne = E_PRESENT;
+
+	if (node_hidden(s)) {
+		if (from == s->lender) {
+			UVMO_ASSERT(pg == spg);
+		} else {
+			pmm_frame_move(s->home, spg, from, pg);
+			ne |= E_HOME;
+		}
+	} else if (from != s->home) {
+		cow_claim_home_slot(s, spg);
+		pmm_frame_move(s->home, spg, from, pg);
+	} else {
+		UVMO_ASSERT(pg == spg);
+	}
+	if (node_set_entry(s, spg, ne) < 0) {
+		/* Needs a 176-byte chunk; without it content would be lost. */
+		fputs("uvmo: out of memory while merging a clone tree\n", stderr);
+		abort();
+	}
+}
+
+/*
+ * Zircon's merge: pages the survivor can see (inside its window, not split
+ * off to its side, not shadowed by its own entry) move into it; the rest
+ * nobody can see any more and are freed.  Then the survivor takes the
+ * hidden node's place, combining offsets and limits.  Cost: the hidden
+ * node's pages; those lent from the survivor's own window move for free.
+ */
+static void merge_into_survivor(struct cow_node *h, struct cow_node *s)
+{
+	uint16_t s_split = split_bit_for(h, s);
+	uint64_t s_first = size_pages(s->parent_offset);
+	uint64_t s_count = size_pages(s->parent_limit);
+	uint64_t pg;
+	uint16_t e;
+
+	PL_FOREACH(&h->pages, 0, UINT64_MAX, pg, e) {
+		bool visible = pg >= s_first && pg - s_first < s_count &&
+			       !(e & s_split);
+		uint64_t spg = pg - s_first;
+
+		if (visible && pl_get(&s->pages, spg) == 0) {
+			if (e & E_ZERO) {
+				if (node_set_entry(s, spg, E_ZERO) < 0)
+					abort();
+			} else {
+				move_into_survivor(h, pg, e, s, spg);
+			}
+		} else if (e & E_PRESENT) {
+			pmm_frame_free(entry_window(h, e), pg, 1);
+		}
+		node_set_entry(h, pg, 0);
+	}
+
+	uint64_t old_offset = s->parent_offset;
+	s->parent = h->parent;
+	s->parent_limit = min_u64(s->parent_limit, h->parent_limit > old_offset
+							 ? h->parent_limit - old_offset : 0);
+	s->parent_offset = old_offset + h->parent_offset;
+	if (!s->parent)
+		s->parent_offset = 0;
+	if (h->parent) {
+		if (h->parent->left == h)
+			h->parent->left = s;
+		else
+			h->parent->right = s;
+	}
+	h->parent = h->left = h->right = NULL;
+	node_free(h);
+	count(&cow_counters.merges, 1);
+}
+
+void node_die(struct cow_node *n)
+{
+	struct cow_node *parent = n->parent;
+
+	UVMO_ASSERT(!node_hidden(n) && n->refs == 0);
+	if (n->flags & N_DISCARDABLE)
+		discard_untrack(n);
+	free_own_frames(n);
+	if (parent) {
+		struct cow_node *survivor = sibling_of(n);
+		n->parent = NULL;
+		merge_into_survivor(parent, survivor);
+		VALIDATE(survivor);
+	}
+	node_free(n);
+}

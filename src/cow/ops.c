@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c — the byte-level operations on a VMO: read, write, commit, zero
+ * and resize.  Each takes the tree lock for its whole duration.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/cow_private.h"
+
+/* Range and state checks common to every operation on content. */
+static int check_access(struct cow_node *n, uint64_t off, uint64_t len)
+{
+	if (range_overflows(off, len) || off + len > n->size)
+		return -ERANGE;
+	if (n->discarded)
+		return -ENOENT;
+	return 0;
+}
+
+int cow_check_range(struct cow_node *n, uint64_t off, uint64_t len)
+{
+	tree_lock(n->tree);
+	int rc = range_overflows(off, len) || off + len > n->size ? -ERANGE : 0;
+	tree_unlock(n->tree);
+	return rc;
+}
+
+/* Bytes [inoff, inoff + len) of the page that @n shows at @pg. */
+static void read_page(struct cow_node *n, uint64_t pg, uint64_t inoff,
+		      size_t len, char *dst)
+{
+	struct cow_hit hit;
+	cow_lookup(n, pg, &hit, NULL); /* no path: cannot fail */
+	if (hit.owner && (hit.e & E_PRESENT))
+		memcpy(dst, (char *)pmm_slot_addr(entry_window(hit.owner, hit.e),
+						  hit.pg) + inoff, len);
+	else
+		memset(dst, 0, len);
+}
+
+int cow_read(struct cow_node *n, void *buf, uint64_t off, size_t len)
+{
+	char *dst = buf;
+
+	tree_lock(n->tree);
+	int rc = check_access(n, off, len);
+	while (rc == 0 && len) {
+		uint64_t inoff = off & (PAGE_SIZE - 1);
+		size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);
+		read_page(n, off >> PAGE_SHIFT, inoff, chunk, dst);
+		dst += chunk;
+		off += chunk;
+		len -= chunk;
+	}
+	tree_unlock(n->tree);
+	return rc;
+}
+
+/* Give @n its own frame for every page in [first, end) (a write fault
+ * that changes no byte).  Pages done before a failure stay done. */
+static int own_pages(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	for (uint64_t pg = first; pg < end; pg++) {
+		if (pl_get(&n->pages, pg) & E_PRESENT)
+			continue;
+		int rc = cow_fork_page(n, pg);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* A VMO with no parent needs no copy-on-write: allocate runs of missing
+ * frames with one call each. */
+static int own_pages_root(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	uint64_t pg = first;
+
+	while (pg < end) {
+		if (pl_get(&n->pages, pg) & E_PRESENT) {
+			pg++;
+			continue;
+		}
+		uint64_t run = pg;
+		while (run < end && !(pl_get(&n->pages, run) & E_PRESENT) &&
+		       run - pg < 512)
+			run++;
+		int rc = pmm_frame_alloc(n->home, pg, run - pg);
+		if (rc < 0)
+			return rc;
+		for (; pg < run; pg++) {
+			rc = node_set_entry(n, pg, E_PRESENT);
+			if (rc < 0) {
+				pmm_frame_free(n->home, pg, run - pg);
+				return rc;
+			}
+		}
+		count(&cow_counters.zero_fills, run - pg);
+	}
+	return 0;
+}
+
+int cow_write(struct cow_node *n, const void *buf, uint64_t off, size_t len)
+{
+	const char *src = buf;
+
+	tree_lock(n->tree);
+	int rc = check_access(n, off, len);
+	if (rc == 0 && len) {
+		/* Own every page first, then copy: a failure writes nothing. */
+		rc = own_pages(n, off >> PAGE_SHIFT, page_round_up(off + len) >> PAGE_SHIFT);
+		while (rc == 0 && len) {
+			uint64_t inoff = off & (PAGE_SIZE - 1);
+			size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);
+			memcpy((char *)pmm_slot_addr(n->home, off >> PAGE_SHIFT) + inoff,
+			       src, chunk);
+			src += chunk;
+			off += chunk;
+			len -= chunk;
+		}
+		VALIDATE(n);
+	}
+	tree_unlock(n->tree);
+	return rc;
+}
+
+int cow_commit(struct cow_node *n, uint64_t off, uint64_t len)
+{
+	tree_lock(n->tree);
+	int rc = check_access(n, off, len);
+	if (rc == 0 && len) {
+		uint64_t first = off >> PAGE_SHIFT;
+		uint64_t end = page_round_up(off + len) >> PAGE_SHIFT;
+		rc = n->parent ? own_pages(n, first, end)
+			       : own_pages_root(n, first, end);
+		VALIDATE(n);
+	}
+	tree_unlock(n->tree);
+	return rc;
+}
+
+/* ---- releasing ranges: zero and shrink ---- */
+
+struct page_set {
+	uint64_t *pgs;
+	size_t len, cap;
+};
+
+static int page_set_add(struct page_set *s, uint64_t pg)
+{
+	if (s->len == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		uint64_t *p = realloc(s->pgs, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->pgs = p;
+		s->cap = cap;
+	}
+	s->pgs[s->len++] = pg;
+	return 0;
+}
+
+/*
+ * The pages of @n in [first, end) at which anything exists: an entry of
+ * @n, or an entry of an ancestor within what @n sees of it.  Only these
+ * can need releasing, so a huge range costs what it holds, not its size.
+ */
+static int collect_pages(struct cow_node *n, uint64_t first, uint64_t end,
+			 struct page_set *out)
+{
+	uint64_t shift = 0; /* page offset of @n's view in node x */
+	uint64_t pg;
+	uint16_t e;
+
+	for (struct cow_node *x = n; x && first < end; x = x->parent) {
+		PL_FOREACH(&x->pages, first + shift, end + shift, pg, e) {
+			int rc = page_set_add(out, pg - shift);
+			if (rc < 0)
+				return rc;
+		}
+		if (!x->parent)
+			break;
+		end = min_u64(end, size_pages(x->parent_limit) > shift
+				       ? size_pages(x->parent_limit) - shift : 0);
+		shift += size_pages(x->parent_offset);
+	}
+	return 0;
+}
+
+static int release_range(struct cow_node *n, uint64_t first, uint64_t end,
+			 bool leave_marker)
+{
+	struct page_set set = { 0 };
+	int rc = collect_pages(n, first, end, &set);
+
+	for (size_t i = 0; rc == 0 && i < set.len; i++)
+		rc = cow_release_page(n, set.pgs[i], leave_marker);
+	free(set.pgs);
+	return rc;
+}
+
+/* Zero [first, end) of a VMO with no parent: frames go back in runs. */
+static void release_range_root(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	uint64_t pg, run_start = 0, run_len = 0;
+	uint16_t e;
+
+	PL_FOREACH(&n->pages, first, end, pg, e) {
+		if (e & E_PRESENT) {
+			if (run_len && run_start + run_len == pg) {
+				run_len++;
+			} else {
+				if (run_len)
+					pmm_frame_free(n->home, run_start, run_len);
+				run_start = pg;
+				run_len = 1;
+			}
+		}
+		node_set_entry(n, pg, 0);
+	}
+	if (run_len)
+		pmm_frame_free(n->home, run_start, run_len);
+}
+
+/* Zero part of one page: only if it can hold anything but zeros. */
+static int zero_partial(struct cow_node *n, uint64_t pg, uint64_t inoff, uint64_t len)
+{
+	struct cow_hit hit;
+	cow_lookup(n, pg, &hit, NULL);
+	if (!hit.owner || !(hit.e & E_PRESENT))
+		return 0;
+	if (!(pl_get(&n->pages, pg) & E_PRESENT)) {
+		int rc = cow_fork_page(n, pg);
+		if (rc < 0)
+			return rc;
+	}
+	memset((char *)pmm_slot_addr(n->home, pg) + inoff, 0, len);
+	return 0;
+}
+
+int cow_zero(struct cow_node *n, uint64_t off, uint64_t len)
+{
+	tree_lock(n->tree);
+	int rc = check_access(n, off, len);
+	if (rc == 0 && len) {
+		uint64_t end = off + len;
+		uint64_t first_full = page_round_up(off);
+		uint64_t end_full = page_round_down(end);
+
+		if (first_full > end_full) {
+			/* Inside one page. */
+			rc = zero_partial(n, off >> PAGE_SHIFT, off & (PAGE_SIZE - 1), len);
+		} else {
+			if (off < first_full)
+				rc = zero_partial(n, off >> PAGE_SHIFT,
+						  off & (PAGE_SIZE - 1), first_full - off);
+			if (rc == 0 && end_full < end)
+				rc = zero_partial(n, end_full >> PAGE_SHIFT, 0,
+						  end - end_full);
+			if (rc == 0 && first_full < end_full) {
+				if (n->parent)
+					rc = release_range(n, first_full >> PAGE_SHIFT,
+							   end_full >> PAGE_SHIFT, true);
+				else
+					release_range_root(n, first_full >> PAGE_SHIFT,
+							   end_full >> PAGE_SHIFT);
+			}
+		}
+		VALIDATE(n);
+	}
+	tree_unlock(n->tree);
+	return rc;
+}
+
+int cow_set_size(struct cow_node *n, uint64_t size)
+{
+	int rc = 0;
+
+	tree_lock(n->tree);
+	if (!(n->flags & N_RESIZABLE)) {
+		rc = -ENOTSUP;
+	} else if (size > n->size) {
+		uint64_t need = size_pages(size);
+		if (need > pmm_window_pages(n->home))
+			rc = pmm_window_grow(n->home, max_u64(need, 2 * pmm_window_pages(n->home)));
+		if (rc == 0)
+			n->size = size;
+	} else if (size < n->size) {
+		uint64_t first = size_pages(size), end = size_pages(n->size);
+		/* Release with the old limits in place, so that ancestor pages
+		 * only this VMO could see are found and freed; then lower the
+		 * limit for good: growing again must reveal zeros. */
+		if (n->parent)
+			rc = release_range(n, first, end, false);
+		else
+			release_range_root(n, first, end);
+		if (rc == 0) {
+			n->size = size;
+			n->parent_limit = min_u64(n->parent_limit, size);
+		}
+	}
+	VALIDATE(n);
+	tree_unlock(n->tree);
+	return rc;
+}

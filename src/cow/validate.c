@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * validate.c — the expensive mode: walk a whole clone tree and check every
+ * invariant (ZIRCON-NOTES "Invariants worth a validation walk", plus the
+ * placement rules of cow_private.h).  Any violation aborts with a message.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cow/cow_private.h"
+
+struct slot_ref {
+	const struct pmm_window *w;
+	uint64_t pg;
+};
+
+struct walk {
+	struct slot_ref *slots;
+	size_t nslots, cap;
+	const struct pmm_window **windows;
+	uint64_t *window_frames;
+	size_t nwindows, wcap;
+};
+
+#define CHECK(cond, node, ...)                                                 \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "uvmo validation failed: %s (node %llu): ", \
+				#cond, (unsigned long long)(node)->id);        \
+			fprintf(stderr, __VA_ARGS__);                          \
+			fputc('\n', stderr);                                   \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+
+static void *grow(void *p, size_t *cap, size_t elem)
+{
+	size_t ncap = *cap ? *cap * 2 : 256;
+	void *np = realloc(p, ncap * elem);
+	if (!np) {
+		fputs("uvmo validation: out of memory\n", stderr);
+		abort();
+	}
+	*cap = ncap;
+	return np;
+}
+
+static size_t window_index(struct walk *wk, const struct pmm_window *w)
+{
+	for (size_t i = 0; i < wk->nwindows; i++)
+		if (wk->windows[i] == w)
+			return i;
+	if (wk->nwindows == wk->wcap) {
+		size_t cap = wk->wcap;
+		wk->windows = grow(wk->windows, &cap, sizeof(*wk->windows));
+		wk->window_frames = realloc(wk->window_frames, cap * sizeof(uint64_t));
+		if (!wk->window_frames)
+			abort();
+		wk->wcap = cap;
+	}
+	wk->windows[wk->nwindows] = w;
+	wk->window_frames[wk->nwindows] = 0;
+	return wk->nwindows++;
+}
+
+static void check_entries(struct walk *wk, const struct cow_node *n)
+{
+	uint64_t pg, present = 0;
+	uint16_t e;
+
+	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
+		CHECK(pg < size_pages(n->size), n, "entry at page %llu past size",
+		      (unsigned long long)pg);
+		CHECK(!!(e & E_PRESENT) + !!(e & E_ZERO) == 1, n,
+		      "entry %#x at %llu is neither a frame nor a marker", e,
+		      (unsigned long long)pg);
+		CHECK((e & (E_SPLIT_L | E_SPLIT_R)) != (E_SPLIT_L | E_SPLIT_R), n,
+		      "both split bits at %llu", (unsigned long long)pg);
+		if (!node_hidden(n))
+			CHECK(!(e & (E_SPLIT_L | E_SPLIT_R | E_HOME)), n,
+			      "hidden-only bits %#x at %llu", e, (unsigned long long)pg);
+		if (e & E_ZERO)
+			CHECK(!(e & E_HOME), n, "marker with a home bit");
+		if (!(e & E_PRESENT))
+			continue;
+		present++;
+		const struct pmm_window *w = entry_window(n, e);
+		CHECK(w != NULL, n, "frame without a window");
+		CHECK(pg < pmm_window_pages(w), n, "slot %llu outside its window",
+		      (unsigned long long)pg);
+		wk->window_frames[window_index(wk, w)]++;
+		if (wk->nslots == wk->cap)
+			wk->slots = grow(wk->slots, &wk->cap, sizeof(*wk->slots));
+		wk->slots[wk->nslots++] = (struct slot_ref){ w, pg };
+		CHECK(pmm_slot_populated(w, pg), n, "frame at %llu not in the pool",
+		      (unsigned long long)pg);
+	}
+	CHECK(present == n->committed, n, "committed %llu but %llu frames",
+	      (unsigned long long)n->committed, (unsigned long long)present);
+}
+
+static void check_shape(const struct cow_node *n)
+{
+	CHECK(page_aligned(n->size) && page_aligned(n->parent_offset) &&
+		      page_aligned(n->parent_limit), n, "unaligned geometry");
+	CHECK(n->parent_limit <= n->size, n, "parent_limit past size");
+	CHECK(!range_overflows(n->parent_offset, n->parent_limit), n, "offset overflow");
+	CHECK(n->home != NULL, n, "no home window");
+	if (!n->parent)
+		CHECK(n->parent_limit == 0 && n->parent_offset == 0, n,
+		      "a root sees a parent");
+	if (node_hidden(n)) {
+		CHECK(n->left && n->right, n, "hidden node without two children");
+		CHECK(n->left->parent == n && n->right->parent == n, n,
+		      "children do not point back");
+		CHECK(n->refs == 0, n, "hidden node is held from outside");
+		CHECK(n->lender != NULL, n, "hidden node without a lender");
+	} else {
+		CHECK(!n->left && !n->right, n, "a VMO with tree children");
+		CHECK(n->lender == NULL, n, "a VMO borrowing frames");
+		CHECK(n->refs > 0, n, "a dead VMO still in the tree");
+	}
+	if (n->parent)
+		CHECK(node_hidden(n->parent), n, "parent is not hidden");
+}
+
+/* (L1): a hidden node borrowing from a live VMO's window sits in the
+ * contiguous chain of lenders directly above that VMO, all at offset 0. */
+static void check_lender_chain(const struct cow_node *h, struct cow_node **vmos,
+			       size_t nvmos)
+{
+	for (size_t i = 0; i < nvmos; i++) {
+		const struct cow_node *c = vmos[i];
+		if (c->home != h->lender)
+			continue;
+		while (c->parent != h) {
+			CHECK(c->parent && c->parent->lender == h->lender, h,
+			      "lends from VMO %llu's window outside its chain",
+			      (unsigned long long)vmos[i]->id);
+			CHECK(c->parent_offset == 0, c, "lender chain at an offset");
+			c = c->parent;
+		}
+		CHECK(c->parent_offset == 0, c, "lender chain at an offset");
+		return;
+	}
+	/* The lender VMO is dead: its window only keeps borrowed frames. */
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct slot_ref *x = a, *y = b;
+	if (x->w != y->w)
+		return (uintptr_t)x->w < (uintptr_t)y->w ? -1 : 1;
+	return x->pg < y->pg ? -1 : x->pg > y->pg;
+}
+
+void validate_tree_locked(struct cow_node *any)
+{
+	struct walk wk = { 0 };
+	struct cow_node *root = any;
+	while (root->parent)
+		root = root->parent;
+
+	/* Depth-first walk with an explicit stack (trees may be deep). */
+	size_t cap = 64, sp = 0, nvmos = 0, vcap = 0, nhidden = 0, hcap = 0;
+	struct cow_node **stack = malloc(cap * sizeof(*stack));
+	struct cow_node **vmos = NULL, **hidden = NULL;
+	if (!stack)
+		abort();
+	stack[sp++] = root;
+	while (sp) {
+		struct cow_node *n = stack[--sp];
+		check_shape(n);
+		check_entries(&wk, n);
+		(void)window_index(&wk, n->home);
+		if (!node_hidden(n)) {
+			if (nvmos == vcap)
+				vmos = grow(vmos, &vcap, sizeof(*vmos));
+			vmos[nvmos++] = n;
+			continue;
+		}
+		if (nhidden == hcap)
+			hidden = grow(hidden, &hcap, sizeof(*hidden));
+		hidden[nhidden++] = n;
+		if (sp + 2 > cap) {
+			cap *= 2;
+			stack = realloc(stack, cap * sizeof(*stack));
+			if (!stack)
+				abort();
+		}
+		stack[sp++] = n->left;
+		stack[sp++] = n->right;
+	}
+	free(stack);
+	for (size_t i = 0; i < nhidden; i++)
+		check_lender_chain(hidden[i], vmos, nvmos);
+	free(vmos);
+	free(hidden);
+
+	/* Page back-links: each frame is claimed by exactly one entry, and
+	 * every window holds exactly the frames entries say it holds.  Only
+	 * windows reachable from live nodes are seen; a dead VMO's window
+	 * lives on through its lenders, which are in the tree. */
+	qsort(wk.slots, wk.nslots, sizeof(*wk.slots), slot_cmp);
+	for (size_t i = 1; i < wk.nslots; i++)
+		CHECK(slot_cmp(&wk.slots[i - 1], &wk.slots[i]) != 0, root,
+		      "two entries claim one frame (slot %llu)",
+		      (unsigned long long)wk.slots[i].pg);
+	for (size_t i = 0; i < wk.nwindows; i++)
+		CHECK(pmm_window_frames(wk.windows[i]) == wk.window_frames[i], root,
+		      "window holds %llu frames, entries say %llu",
+		      (unsigned long long)pmm_window_frames(wk.windows[i]),
+		      (unsigned long long)wk.window_frames[i]);
+	free(wk.slots);
+	free(wk.windows);
+	free(wk.window_frames);
+}
+
+void cow_validate(struct cow_node *n)
+{
+	tree_lock(n->tree);
+	validate_tree_locked(n);
+	tree_unlock(n->tree);
+}

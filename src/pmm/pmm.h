@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pmm — the frame pool.  The lowest layer: knows nothing of VMOs.
+ *
+ * One memfd holds every frame uvmo ever uses.  Its file offsets are carved
+ * into *windows*: a window is a run of consecutive file pages ("slots"),
+ * slot i of window w being file page w->base + i.  Each VMO gets a window
+ * as large as it can grow (sparse: holes cost nothing), so a later mapping
+ * of the VMO can be one MAP_SHARED VMA over its window.  The *physmap* is a
+ * private MAP_SHARED mapping of the whole file through which calls copy
+ * bytes; nothing here ever touches a hole through it (a read fault on a
+ * shmem hole would allocate a page behind the accounting's back).
+ *
+ * Frames and accounting.  A frame is a populated slot.  pmm_frame_alloc
+ * charges one frame against the pool limit and populates the slot with a
+ * zero page; pmm_frame_free punches it back to the host and uncharges.  The
+ * caller (the copy-on-write layer) decides which slots hold frames; pmm
+ * only counts them, per window and globally, so the totals can be checked
+ * against what the kernel reports for the memfd (pmm_host_bytes).
+ *
+ * When a charge would pass the limit, pmm calls the reclaim hook once (the
+ * copy-on-write layer discards unlocked discardable VMOs there) and retries.
+ *
+ * Windows are reference counted by the nodes whose frames live in them.  A
+ * window's file range returns to the allocator when its last reference is
+ * dropped; by then it must hold no frame.
+ *
+ * Locking: window allocation takes pmm's internal lock, a leaf lock (pmm
+ * never calls out while holding it).  Per-window frame counts and window
+ * references are protected by the caller's lock: every user of a window
+ * belongs to one clone tree and holds that tree's lock.  The global frame
+ * counter is atomic.  The reclaim hook is called with no pmm lock held.
+ */
+#ifndef UVMO_PMM_H
+#define UVMO_PMM_H
+
+#include <stdint.h>
+
+#include "base.h"
+
+struct pmm_config {
+	uint64_t limit_bytes; /* 0: unlimited */
+	uint64_t span_bytes;  /* file offsets reserved for windows */
+	int numa_node;        /* -1: local allocation */
+};
+
+struct pmm_stats {
+	uint64_t limit_bytes;
+	uint64_t frames;      /* frames charged now */
+	uint64_t peak_frames;
+	uint64_t windows;     /* live windows */
+	uint64_t host_bytes;  /* st_blocks of the memfd, in bytes */
+};
+
+struct pmm_window;
+
+/* Pool life cycle.  pmm_init: -EINVAL (bad span or node), -ENOMEM, or the
+ * errno of memfd_create/ftruncate/mmap. */
+int pmm_init(const struct pmm_config *cfg);
+void pmm_fini(void);
+bool pmm_ready(void);
+
+/* Reclaim hook: asked to free at least @pages frames; returns how many it
+ * freed.  Called from pmm_frame_alloc with the caller's locks held, so the
+ * hook must only trylock anything else. */
+void pmm_set_reclaim_hook(uint64_t (*hook)(uint64_t pages));
+
+/* Windows.  A new window holds one reference and no frame. */
+int pmm_window_create(uint64_t pages, struct pmm_window **out);
+void pmm_window_ref(struct pmm_window *w);
+void pmm_window_unref(struct pmm_window *w);
+uint64_t pmm_window_pages(const struct pmm_window *w);
+uint64_t pmm_window_frames(const struct pmm_window *w);
+/* Pool file offset of the window's first slot (for mappings). */
+uint64_t pmm_window_file_offset(const struct pmm_window *w);
+/* Give the window at least @pages slots.  Moves its frames to a new file
+ * range if the old one cannot grow in place; -ENOMEM when the span is full. */
+int pmm_window_grow(struct pmm_window *w, uint64_t pages);
+
+/* Physmap address of slot @pg of @w.  Only for slots that hold a frame. */
+void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg);
+
+/* Charge and populate @n zero frames at slots [pg, pg + n) of @w, which
+ * must be holes.  All or nothing: -ENOMEM at the pool limit (after the
+ * reclaim hook had its chance) or when the host is out of memory. */
+int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n);
+/* Punch frames [pg, pg + n) of @w back to the host and uncharge them. */
+void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n);
+/* Move one frame's bytes from a slot to a hole elsewhere; the source slot
+ * becomes a hole.  Charges nothing (one frame before, one after), but the
+ * host may briefly need one more page: -ENOMEM if it has none. */
+int pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
+		   struct pmm_window *src, uint64_t spg);
+/* Make [pg, pg + n) of @w, which holds frames, read zero (keeps them). */
+void pmm_frame_zero(struct pmm_window *w, uint64_t pg, uint64_t n);
+/* True if the slot is populated in the memfd (a syscall: for validation). */
+bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg);
+
+void pmm_get_stats(struct pmm_stats *out);
+uint64_t pmm_frames_charged(void);
+
+#endif /* UVMO_PMM_H */

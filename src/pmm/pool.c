@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c — the memfd that holds every frame, the physmap over it, and the
+ * accounting of frames against the pool limit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <numa.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pmm/pmm.h"
+#include "pmm/pool_private.h"
+#include "pmm/ranges.h"
+
+struct pool pool = { .fd = -1 };
+
+bool pmm_ready(void)
+{
+	return pool.fd >= 0;
+}
+
+static int apply_numa_policy(int node)
+{
+	if (numa_available() < 0)
+		return node < 0 ? 0 : -EINVAL;
+	if (node >= 0) {
+		if (node > numa_max_node() || numa_node_size64(node, NULL) < 0)
+			return -EINVAL;
+		numa_tonode_memory(pool.physmap, pool.span_pages << PAGE_SHIFT, node);
+	} else {
+		numa_setlocal_memory(pool.physmap, pool.span_pages << PAGE_SHIFT);
+	}
+	return 0;
+}
+
+int pmm_init(const struct pmm_config *cfg)
+{
+	uint64_t span = cfg->span_bytes;
+	int rc;
+
+	if (pmm_ready())
+		return -EBUSY;
+	if (span == 0 || !page_aligned(span) || span < (64ull << 20) ||
+	    span > (1ull << 46))
+		return -EINVAL;
+
+	pool.fd = memfd_create("uvmo-pool", MFD_CLOEXEC);
+	if (pool.fd < 0)
+		return -errno;
+	if (ftruncate(pool.fd, (off_t)span) < 0) {
+		rc = -errno;
+		goto fail_fd;
+	}
+	/* MAP_NORESERVE: the span is address space, not memory; frames are
+	 * accounted by pmm itself. */
+	pool.physmap = mmap(NULL, span, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_NORESERVE, pool.fd, 0);
+	if (pool.physmap == MAP_FAILED) {
+		rc = -errno;
+		goto fail_fd;
+	}
+	pool.span_pages = span >> PAGE_SHIFT;
+	rc = apply_numa_policy(cfg->numa_node);
+	if (rc < 0)
+		goto fail_map;
+	pool.limit_frames = cfg->limit_bytes >> PAGE_SHIFT;
+	atomic_store(&pool.frames, 0);
+	atomic_store(&pool.peak_frames, 0);
+	pool.windows = 0;
+	pthread_mutex_init(&pool.lock, NULL);
+	ranges_init(pool.span_pages);
+	return 0;
+
+fail_map:
+	munmap(pool.physmap, span);
+fail_fd:
+	close(pool.fd);
+	pool.fd = -1;
+	return rc;
+}
+
+void pmm_fini(void)
+{
+	if (!pmm_ready())
+		return;
+	ranges_fini();
+	munmap(pool.physmap, pool.span_pages << PAGE_SHIFT);
+	close(pool.fd);
+	pool.fd = -1;
+	pool.physmap = NULL;
+	pthread_mutex_destroy(&pool.lock);
+}
+
+void pmm_set_reclaim_hook(uint64_t (*hook)(uint64_t pages))
+{
+	pool.reclaim = hook;
+}
+
+static bool charge_fits(uint64_t n)
+{
+	uint64_t cur = atomic_load(&pool.frames);
+	for (;;) {
+		if (pool.limit_frames && cur + n > pool.limit_frames)
+			return false;
+		if (atomic_compare_exchange_weak(&pool.frames, &cur, cur + n))
+			break;
+	}
+	uint64_t peak = atomic_load(&pool.peak_frames);
+	while (cur + n > peak &&
+	       !atomic_compare_exchange_weak(&pool.peak_frames, &peak, cur + n))
+		;
+	return true;
+}
+
+static int charge(uint64_t n)
+{
+	if (charge_fits(n))
+		return 0;
+	if (pool.reclaim) {
+		uint64_t cur = atomic_load(&pool.frames);
+		uint64_t want = cur + n > pool.limit_frames
+				      ? cur + n - pool.limit_frames : n;
+		pool.reclaim(want);
+		if (charge_fits(n))
+			return 0;
+	}
+	return -ENOMEM;
+}
+
+static void uncharge(uint64_t n)
+{
+	UVMO_ASSERT(atomic_load(&pool.frames) >= n);
+	atomic_fetch_sub(&pool.frames, n);
+}
+
+static off_t slot_offset(const struct pmm_window *w, uint64_t pg)
+{
+	UVMO_ASSERT(pg < w->pages);
+	return (off_t)((w->base + pg) << PAGE_SHIFT);
+}
+
+void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg)
+{
+	return pool.physmap + slot_offset(w, pg);
+}
+
+/* Populate zero-filled pages.  fallocate rather than a touch through the
+ * physmap: a host out of memory then shows as an error, not a SIGBUS. */
+static int populate(off_t off, uint64_t n)
+{
+	if (fallocate(pool.fd, 0, off, (off_t)(n << PAGE_SHIFT)) < 0)
+		return errno == ENOSPC ? -ENOMEM : -errno;
+	return 0;
+}
+
+static void punch(off_t off, uint64_t n)
+{
+	int rc = fallocate(pool.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			   off, (off_t)(n << PAGE_SHIFT));
+	(void)rc;
+	UVMO_ASSERT(rc == 0); /* shmem always supports punching holes */
+}
+
+int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	int rc = charge(n);
+	if (rc < 0)
+		return rc;
+	rc = populate(slot_offset(w, pg), n);
+	if (rc < 0) {
+		punch(slot_offset(w, pg), n);
+		uncharge(n);
+		return rc;
+	}
+	w->frames += n;
+	return 0;
+}
+
+void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	UVMO_ASSERT(w->frames >= n);
+	punch(slot_offset(w, pg), n);
+	w->frames -= n;
+	uncharge(n);
+}
+
+int pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
+		   struct pmm_window *src, uint64_t spg)
+{
+	int rc = populate(slot_offset(dst, dpg), 1);
+	if (rc < 0)
+		return rc;
+	memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);
+	punch(slot_offset(src, spg), 1);
+	src->frames--;
+	dst->frames++;
+	return 0;
+}
+
+void pmm_frame_zero(struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	memset(pmm_slot_addr(w, pg), 0, n << PAGE_SHIFT);
+}
+
+bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg)
+{
+	off_t off = slot_offset(w, pg);
+	return lseek(pool.fd, off, SEEK_DATA) == off;
+}
+
+uint64_t pmm_frames_charged(void)
+{
+	return atomic_load(&pool.frames);
+}
+
+void pmm_get_stats(struct pmm_stats *out)
+{
+	struct stat st;
+	memset(out, 0, sizeof(*out));
+	if (!pmm_ready())
+		return;
+	out->limit_bytes = pool.limit_frames << PAGE_SHIFT;
+	out->frames = atomic_load(&pool.frames);
+	out->peak_frames = atomic_load(&pool.peak_frames);
+	pthread_mutex_lock(&pool.lock);
+	out->windows = pool.windows;
+	pthread_mutex_unlock(&pool.lock);
+	if (fstat(pool.fd, &st) == 0)
+		out->host_bytes = (uint64_t)st.st_blocks * 512;
+}
