@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The reference model: see model.h.  Everything here is the plainest code
+ * that states the semantics; speed and memory do not matter.
+ */
+#include "model.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uvmo/uvmo.h>
+
+static void *xcalloc(size_t n)
+{
+	/* calloc(0) may return NULL; a zero-size store still needs an object. */
+	void *p = calloc(n ? n : 1, 1);
+
+	if (!p)
+		abort(); /* the model running out of memory is a test-rig failure */
+	return p;
+}
+
+static struct model_store *store_new(uint64_t size)
+{
+	struct model_store *s = xcalloc(sizeof(*s));
+
+	s->bytes = xcalloc(size);
+	s->size = size;
+	s->refs = 1;
+	return s;
+}
+
+static struct model_vmo *vmo_new(struct model_store *store, uint64_t start, uint64_t size)
+{
+	struct model_vmo *m = xcalloc(sizeof(*m));
+
+	m->store = store;
+	m->start = start;
+	m->size = size;
+	return m;
+}
+
+static bool in_range(uint64_t offset, uint64_t len, uint64_t size)
+{
+	/* offset + len must neither overflow nor pass the end. */
+	return offset <= size && len <= size - offset;
+}
+
+static bool page_aligned(uint64_t x)
+{
+	return x % UVMO_PAGE_SIZE == 0;
+}
+
+/* ---- content primitives ------------------------------------------------ */
+
+struct model_vmo *model_create(uint64_t size, bool resizable)
+{
+	struct model_vmo *m = vmo_new(store_new(size), 0, size);
+
+	m->resizable = resizable;
+	return m;
+}
+
+struct model_vmo *model_snapshot(const struct model_vmo *parent, uint64_t offset,
+				 uint64_t size)
+{
+	struct model_vmo *m = vmo_new(store_new(size), 0, size);
+
+	/* Copy what the parent has in the window; the rest stays zero. */
+	if (offset < parent->size) {
+		uint64_t n = parent->size - offset;
+
+		if (n > size)
+			n = size;
+		model_read(parent, offset, m->store->bytes, n);
+	}
+	m->snapshot = true;
+	return m;
+}
+
+struct model_vmo *model_slice(struct model_vmo *parent, uint64_t offset, uint64_t size)
+{
+	assert(in_range(offset, size, parent->size));
+	assert(!parent->resizable);
+	/* Alias the root's store directly: a slice of a slice sees the root. */
+	parent->store->refs++;
+	struct model_vmo *m = vmo_new(parent->store, parent->start + offset, size);
+
+	m->slice = true;
+	return m;
+}
+
+void model_read(const struct model_vmo *m, uint64_t offset, void *buf, uint64_t len)
+{
+	assert(in_range(offset, len, m->size));
+	if (len)
+		memcpy(buf, m->store->bytes + m->start + offset, len);
+}
+
+void model_write(struct model_vmo *m, uint64_t offset, const void *buf, uint64_t len)
+{
+	assert(in_range(offset, len, m->size));
+	if (len)
+		memcpy(m->store->bytes + m->start + offset, buf, len);
+}
+
+void model_zero(struct model_vmo *m, uint64_t offset, uint64_t len)
+{
+	assert(in_range(offset, len, m->size));
+	memset(m->store->bytes + m->start + offset, 0, len);
+}
+
+void model_decommit(struct model_vmo *m, uint64_t offset, uint64_t len)
+{
+	/* Content-wise, decommit is a page-aligned zero. */
+	assert(page_aligned(offset) && page_aligned(len));
+	model_zero(m, offset, len);
+}
+
+void model_commit(struct model_vmo *m, uint64_t offset, uint64_t len)
+{
+	/* Commit only allocates frames; the bytes do not change. */
+	assert(in_range(offset, len, m->size));
+	(void)m;
+}
+
+void model_resize(struct model_vmo *m, uint64_t size)
+{
+	/* Resizable VMOs are never slices and never have slices. */
+	assert(m->resizable && !m->slice && m->store->refs == 1 && m->start == 0);
+	uint8_t *bytes = xcalloc(size);
+	uint64_t keep = size < m->size ? size : m->size;
+
+	/* A fresh zeroed array: whatever lay past the old end is gone for good. */
+	memcpy(bytes, m->store->bytes, keep);
+	free(m->store->bytes);
+	m->store->bytes = bytes;
+	m->store->size = size;
+	m->size = size;
+}
+
+void model_close(struct model_vmo *m)
+{
+	if (!m)
+		return;
+	if (--m->store->refs == 0) {
+		free(m->store->bytes);
+		free(m->store);
+	}
+	free(m);
+}
+
+uint64_t model_size(const struct model_vmo *m)
+{
+	return m->size;
+}
+
+/* ---- the public contract ----------------------------------------------- */
+
+int model_api_create(uint64_t size, uint32_t options, struct model_vmo **out)
+{
+	const uint32_t known = UVMO_VMO_RESIZABLE | UVMO_VMO_DISCARDABLE;
+
+	if (!out || (options & ~known) || options == known)
+		return -EINVAL;
+	if (!page_aligned(size))
+		return -EINVAL;
+	if (size == 0 && !(options & UVMO_VMO_RESIZABLE))
+		return -EINVAL;
+	if (size > UVMO_VMO_MAX_SIZE)
+		return -ERANGE;
+	*out = model_create(size, options & UVMO_VMO_RESIZABLE);
+	(*out)->discardable = options & UVMO_VMO_DISCARDABLE;
+	return 0;
+}
+
+int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t offset,
+			   uint64_t size, struct model_vmo **out)
+{
+	const uint32_t types = UVMO_CHILD_SNAPSHOT | UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE |
+			       UVMO_CHILD_SNAPSHOT_MODIFIED | UVMO_CHILD_SLICE;
+	const uint32_t modifiers = UVMO_CHILD_RESIZABLE | UVMO_CHILD_NO_WRITE;
+	uint32_t type = options & types;
+
+	if (!parent || !out || (options & ~(types | modifiers)))
+		return -EINVAL;
+	if (__builtin_popcount(type) != 1)
+		return -EINVAL;
+	if (type == UVMO_CHILD_SLICE && (options & UVMO_CHILD_RESIZABLE))
+		return -EINVAL;
+	if (!page_aligned(offset) || !page_aligned(size) || size == 0)
+		return -EINVAL;
+	if (size > UVMO_VMO_MAX_SIZE || offset > UINT64_MAX - size)
+		return -ERANGE;
+	if (type == UVMO_CHILD_SNAPSHOT_MODIFIED || parent->discardable)
+		return -ENOTSUP;
+
+	struct model_vmo *child;
+
+	if (type == UVMO_CHILD_SLICE) {
+		if (parent->resizable)
+			return -ENOTSUP;
+		if (!in_range(offset, size, parent->size))
+			return -ERANGE;
+		child = model_slice(parent, offset, size);
+		/* A slice can never write more than its parent. */
+		child->no_write = parent->no_write;
+	} else {
+		if (offset > parent->size)
+			return -ERANGE;
+		/* Anonymous parents: at-least-on-write is a plain snapshot. */
+		child = model_snapshot(parent, offset, size);
+		child->resizable = options & UVMO_CHILD_RESIZABLE;
+	}
+	if (options & UVMO_CHILD_NO_WRITE)
+		child->no_write = true;
+	*out = child;
+	return 0;
+}
+
+int model_api_read(const struct model_vmo *m, void *buf, uint64_t offset, size_t len)
+{
+	if (!m || (!buf && len))
+		return -EINVAL;
+	if (!in_range(offset, len, m->size))
+		return -ERANGE;
+	model_read(m, offset, buf, len);
+	return 0;
+}
+
+int model_api_write(struct model_vmo *m, const void *buf, uint64_t offset, size_t len)
+{
+	if (!m || (!buf && len))
+		return -EINVAL;
+	if (!in_range(offset, len, m->size))
+		return -ERANGE;
+	if (m->no_write)
+		return -EACCES;
+	model_write(m, offset, buf, len);
+	return 0;
+}
+
+int model_api_set_size(struct model_vmo *m, uint64_t size)
+{
+	if (!m)
+		return -EINVAL;
+	if (!m->resizable || m->slice)
+		return -ENOTSUP;
+	if (!page_aligned(size))
+		return -EINVAL;
+	if (size > UVMO_VMO_MAX_SIZE)
+		return -ERANGE;
+	if (m->no_write)
+		return -EACCES;
+	model_resize(m, size);
+	return 0;
+}
+
+int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64_t len)
+{
+	if (!m)
+		return -EINVAL;
+	switch (op) {
+	case UVMO_OP_LOCK:
+	case UVMO_OP_TRY_LOCK:
+	case UVMO_OP_UNLOCK:
+		if (!m->discardable)
+			return -ENOTSUP;
+		if (offset != 0 || len != m->size)
+			return -ERANGE;
+		if (op == UVMO_OP_UNLOCK) {
+			if (m->lock_count == 0)
+				return -EBUSY;
+			m->lock_count--;
+			return 0;
+		}
+		/* The model has no pool pressure, so nothing is ever discarded:
+		 * LOCK returns 0 (not 1) and TRY_LOCK always succeeds. */
+		m->lock_count++;
+		return 0;
+	case UVMO_OP_COMMIT:
+	case UVMO_OP_DECOMMIT:
+	case UVMO_OP_ZERO:
+	case UVMO_OP_DONT_NEED:
+	case UVMO_OP_ALWAYS_NEED:
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!in_range(offset, len, m->size))
+		return -ERANGE;
+	if (op == UVMO_OP_DONT_NEED || op == UVMO_OP_ALWAYS_NEED)
+		return 0; /* hints: only the range is checked */
+	if (m->no_write)
+		return -EACCES;
+	switch (op) {
+	case UVMO_OP_COMMIT:
+		model_commit(m, offset, len);
+		break;
+	case UVMO_OP_DECOMMIT:
+		if (!page_aligned(offset) || !page_aligned(len))
+			return -EINVAL;
+		model_decommit(m, offset, len);
+		break;
+	default:
+		model_zero(m, offset, len);
+		break;
+	}
+	return 0;
+}
+
+uint32_t model_info_flags(const struct model_vmo *m)
+{
+	uint32_t flags = 0;
+
+	if (m->resizable)
+		flags |= UVMO_INFO_RESIZABLE;
+	if (m->discardable)
+		flags |= UVMO_INFO_DISCARDABLE;
+	if (m->slice)
+		flags |= UVMO_INFO_SLICE;
+	if (m->snapshot)
+		flags |= UVMO_INFO_SNAPSHOT;
+	if (m->no_write)
+		flags |= UVMO_INFO_NO_WRITE;
+	return flags;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The reference model of uvmo's VMO semantics (DESIGN.md section 7).
+ *
+ * Deliberately simple, so that it is obviously correct: every model VMO is a
+ * window onto a flat, malloc'd byte array (a "store").
+ *
+ *  - A root VMO and every snapshot own a store of exactly their size.
+ *  - A snapshot copies its parent's bytes at creation time; the part of the
+ *    snapshot past the parent's end is zero.  Copying eagerly is the whole
+ *    meaning of SNAPSHOT: later writes on either side cannot be seen by the
+ *    other.  SNAPSHOT_AT_LEAST_ON_WRITE of an anonymous parent is the same.
+ *  - A slice shares its parent's store (a slice of a slice shares the root's
+ *    store), so writes through any of them are seen by all of them.
+ *  - Resizing reallocates the store; a grown tail is zero, so a shrink and a
+ *    later grow can never bring old bytes back.
+ *  - Decommit and zero write zeros; commit changes no content.
+ *
+ * Two layers:
+ *  - model_* primitives implement the content semantics and assume valid
+ *    arguments (they assert them);
+ *  - model_api_* functions mirror the public uvmo calls one for one: they
+ *    check arguments as include/uvmo/uvmo.h documents and return the errno
+ *    uvmo must return, then apply the primitive.  Where several errors apply
+ *    at once the header does not fix an order, so the differential engine
+ *    only generates calls with at most one fault.
+ */
+#ifndef UVMO_TESTS_MODEL_H
+#define UVMO_TESTS_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes shared by a VMO and all slices of it. */
+struct model_store {
+	uint8_t *bytes;
+	uint64_t size;
+	unsigned refs; /* VMOs (the owner and its slices) using these bytes */
+};
+
+struct model_vmo {
+	struct model_store *store;
+	uint64_t start; /* where this VMO's byte 0 lies in the store */
+	uint64_t size;
+	bool resizable;
+	bool discardable;
+	bool slice;
+	bool snapshot;  /* created as a copy-on-write child */
+	bool no_write;
+	unsigned lock_count; /* discardable only */
+};
+
+/* ---- content primitives (arguments must be valid) ---------------------- */
+
+struct model_vmo *model_create(uint64_t size, bool resizable);
+/* Copy of parent[offset, offset + size); the part past parent's end is zero. */
+struct model_vmo *model_snapshot(const struct model_vmo *parent, uint64_t offset,
+				 uint64_t size);
+/* Alias of parent[offset, offset + size); must lie inside the parent. */
+struct model_vmo *model_slice(struct model_vmo *parent, uint64_t offset, uint64_t size);
+void model_read(const struct model_vmo *m, uint64_t offset, void *buf, uint64_t len);
+void model_write(struct model_vmo *m, uint64_t offset, const void *buf, uint64_t len);
+void model_zero(struct model_vmo *m, uint64_t offset, uint64_t len);
+void model_decommit(struct model_vmo *m, uint64_t offset, uint64_t len);
+void model_commit(struct model_vmo *m, uint64_t offset, uint64_t len);
+void model_resize(struct model_vmo *m, uint64_t size);
+void model_close(struct model_vmo *m);
+uint64_t model_size(const struct model_vmo *m);
+
+/* ---- the public contract (returns 0 / count, or the expected -errno) ---- */
+
+int model_api_create(uint64_t size, uint32_t options, struct model_vmo **out);
+int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t offset,
+			   uint64_t size, struct model_vmo **out);
+int model_api_read(const struct model_vmo *m, void *buf, uint64_t offset, size_t len);
+int model_api_write(struct model_vmo *m, const void *buf, uint64_t offset, size_t len);
+int model_api_set_size(struct model_vmo *m, uint64_t size);
+int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64_t len);
+/* The UVMO_INFO_* flags uvmo_vmo_get_info must report. */
+uint32_t model_info_flags(const struct model_vmo *m);
+
+#endif /* UVMO_TESTS_MODEL_H */

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * soak: run the differential test with fresh random seeds until time runs
+ * out or a run fails; then shrink the failing run to a minimal sequence of
+ * operations that still fails.
+ *
+ *   soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]
+ *   soak --replay SEED NOPS FLAGS [--trace]   one run, in this process
+ *   soak --replay-file FILE [--trace]         replay a saved (shrunk) recording
+ *
+ * Every run happens in a child process, so a crash inside uvmo (a signal, an
+ * assertion of the validation build) is reported with its seed like any
+ * other failure, and shrinking can replay candidates without any state left
+ * over from earlier attempts.  The parent never calls uvmo.
+ */
+#include "differential.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uvmo/uvmo.h>
+
+#define ERR_LEN 2048
+
+/* Shared with the children: their failure message. */
+static char *shared_err;
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Describes a child's exit status into shared_err if it left no message. */
+static bool child_failed(int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return false;
+	if (shared_err[0] == '\0') {
+		if (WIFSIGNALED(status))
+			snprintf(shared_err, ERR_LEN, "crashed with signal %d (%s)", WTERMSIG(status),
+				 strsignal(WTERMSIG(status)));
+		else
+			snprintf(shared_err, ERR_LEN, "exited with status %d",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	return true;
+}
+
+/* One run in a child.  If log_fd > 0 the child records every operation
+ * there as it goes.  Returns true if the run failed. */
+static bool run_child(uint64_t seed, unsigned nops, unsigned flags, int log_fd)
+{
+	pid_t pid;
+	int status;
+
+	shared_err[0] = '\0';
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(2);
+	}
+	if (pid == 0) {
+		int rc;
+
+		if (log_fd > 0) {
+			struct diff_log log = { .fd = log_fd };
+
+			rc = diff_run_logged(seed, nops, flags, &log, shared_err, ERR_LEN);
+			diff_log_free(&log);
+		} else {
+			rc = diff_run(seed, nops, flags, shared_err, ERR_LEN);
+		}
+		_exit(rc ? 1 : 0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			perror("waitpid");
+			exit(2);
+		}
+	return child_failed(status);
+}
+
+/* Replays @ops in a child; true if it fails (divergence or crash). */
+static bool replay_child(const struct diff_op *ops, size_t count)
+{
+	pid_t pid;
+	int status;
+
+	shared_err[0] = '\0';
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(2);
+	}
+	if (pid == 0)
+		_exit(diff_replay(ops, count, 0, shared_err, ERR_LEN) ? 1 : 0);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			perror("waitpid");
+			exit(2);
+		}
+	return child_failed(status);
+}
+
+/*
+ * Shrinks a failing recording: delta debugging by removing chunks, halving
+ * the chunk size down to single operations, until no single operation can
+ * go (or the time budget is spent).  Any failure counts as "still fails";
+ * the final message says which one the minimal sequence shows.
+ */
+static size_t shrink(struct diff_op *ops, size_t count, double budget_seconds)
+{
+	double deadline = now_seconds() + budget_seconds;
+	struct diff_op *trial = malloc(count * sizeof(*trial));
+	size_t attempts = 0;
+	bool progress = true;
+
+	if (!trial)
+		return count;
+	while (progress && now_seconds() < deadline) {
+		progress = false;
+		for (size_t chunk = count / 2 ? count / 2 : 1; chunk >= 1; chunk /= 2) {
+			size_t start = 0;
+
+			while (start < count && now_seconds() < deadline) {
+				size_t end = start + chunk < count ? start + chunk : count;
+				size_t n = 0;
+
+				for (size_t i = 0; i < count; i++)
+					if (i < start || i >= end)
+						trial[n++] = ops[i];
+				attempts++;
+				if (n < count && replay_child(trial, n)) {
+					memcpy(ops, trial, n * sizeof(*ops));
+					count = n;
+					progress = true;
+				} else {
+					start = end;
+				}
+			}
+			if (chunk == 1)
+				break;
+		}
+	}
+	/* Chains of clones shrink no further by removal (every link is needed
+	 * by the next), so try turning each clone into a fresh root of the
+	 * same size; then remove again. */
+	bool reparented = false;
+
+	for (size_t i = 0; i < count && now_seconds() < deadline; i++) {
+		if (!diff_op_to_root(&ops[i], &trial[i]))
+			continue;
+		memcpy(trial, ops, count * sizeof(*ops));
+		diff_op_to_root(&ops[i], &trial[i]);
+		attempts++;
+		if (replay_child(trial, count)) {
+			ops[i] = trial[i];
+			reparented = true;
+		}
+	}
+	free(trial);
+	fprintf(stderr, "soak: shrinking took %zu replays\n", attempts);
+	if (reparented && now_seconds() < deadline)
+		return shrink(ops, count, deadline - now_seconds());
+	return count;
+}
+
+static void print_ops(FILE *f, const struct diff_op *ops, size_t count)
+{
+	char line[256];
+
+	for (size_t i = 0; i < count; i++) {
+		diff_op_format(&ops[i], line, sizeof(line));
+		fprintf(f, "  [%zu] %s\n", i, line);
+	}
+}
+
+static struct diff_op *read_ops(int fd, size_t *count)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	struct diff_op *ops;
+
+	*count = 0;
+	if (end < 0)
+		return NULL;
+	*count = (size_t)end / sizeof(*ops);
+	ops = malloc((*count ? *count : 1) * sizeof(*ops));
+	if (!ops || pread(fd, ops, *count * sizeof(*ops), 0) != (ssize_t)(*count * sizeof(*ops))) {
+		free(ops);
+		*count = 0;
+		return NULL;
+	}
+	return ops;
+}
+
+/* Re-runs a failed seed with recording on, shrinks the recording, prints
+ * and saves the minimal sequence. */
+static void investigate(uint64_t seed, unsigned nops, unsigned flags)
+{
+	char path[64];
+	int fd;
+	size_t count;
+	struct diff_op *ops;
+
+	if (flags & DIFF_THREADS) {
+		fprintf(stderr, "soak: threaded runs interleave nondeterministically; "
+				"no shrinking.  Replay with --replay %" PRIu64 " %u 0x%x\n",
+			seed, nops, flags);
+		return;
+	}
+	snprintf(path, sizeof(path), "soak-fail-%" PRIu64 ".ops", seed);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		perror(path);
+		return;
+	}
+	if (!run_child(seed, nops, flags, fd)) {
+		fprintf(stderr, "soak: the seed passed when re-run with recording (flaky?)\n");
+		close(fd);
+		return;
+	}
+	ops = read_ops(fd, &count);
+	if (!ops) {
+		fprintf(stderr, "soak: could not read the recording %s\n", path);
+		close(fd);
+		return;
+	}
+	fprintf(stderr, "soak: recorded %zu operations up to the failure; shrinking...\n", count);
+	if (!replay_child(ops, count)) {
+		fprintf(stderr, "soak: the recording does not fail on replay; not shrinking\n");
+	} else {
+		count = shrink(ops, count, 300.0);
+		replay_child(ops, count); /* for the message of the minimal case */
+		fprintf(stderr, "soak: minimal failing sequence (%zu operations):\n", count);
+		print_ops(stderr, ops, count);
+		fprintf(stderr, "soak: it fails with: %s\n", shared_err);
+		if (ftruncate(fd, 0) == 0 &&
+		    pwrite(fd, ops, count * sizeof(*ops), 0) == (ssize_t)(count * sizeof(*ops)))
+			fprintf(stderr, "soak: saved to %s (replay: soak --replay-file %s --trace)\n",
+				path, path);
+	}
+	free(ops);
+	close(fd);
+}
+
+static int replay_file(const char *path, unsigned flags)
+{
+	char err[ERR_LEN];
+	size_t count;
+	int fd = open(path, O_RDONLY);
+	struct diff_op *ops;
+	int rc;
+
+	if (fd < 0) {
+		perror(path);
+		return 2;
+	}
+	ops = read_ops(fd, &count);
+	close(fd);
+	if (!ops) {
+		fprintf(stderr, "%s: unreadable\n", path);
+		return 2;
+	}
+	print_ops(stdout, ops, count);
+	rc = diff_replay(ops, count, flags, err, sizeof(err));
+	printf("%s\n", rc ? err : "replay passed");
+	free(ops);
+	return rc ? 1 : 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]\n"
+		"       soak --replay SEED NOPS FLAGS [--trace]\n"
+		"       soak --replay-file FILE [--trace]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	bool trace = false, do_shrink = true;
+	uint64_t base = 0;
+	long nops_fixed = -1, flags_fixed = -1;
+	bool have_base = false;
+
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--trace") == 0)
+			trace = true;
+	if (argc >= 2 && strcmp(argv[1], "--replay") == 0) {
+		char err[ERR_LEN];
+
+		if (argc < 5)
+			usage();
+		uint64_t seed = strtoull(argv[2], NULL, 0);
+		unsigned nops = (unsigned)strtoul(argv[3], NULL, 0);
+		unsigned flags = (unsigned)strtoul(argv[4], NULL, 0) | (trace ? DIFF_TRACE : 0);
+		int rc = diff_run(seed, nops, flags, err, sizeof(err));
+
+		printf("%s\n", rc ? err : "run passed");
+		return rc ? 1 : 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "--replay-file") == 0)
+		return replay_file(argv[2], trace ? DIFF_TRACE : 0);
+	if (argc < 2)
+		usage();
+
+	double seconds = strtod(argv[1], NULL);
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+			base = strtoull(argv[++i], NULL, 0);
+			have_base = true;
+		} else if (strcmp(argv[i], "--nops") == 0 && i + 1 < argc) {
+			nops_fixed = strtol(argv[++i], NULL, 0);
+		} else if (strcmp(argv[i], "--flags") == 0 && i + 1 < argc) {
+			flags_fixed = strtol(argv[++i], NULL, 0);
+		} else if (strcmp(argv[i], "--no-shrink") == 0) {
+			do_shrink = false;
+		} else if (strcmp(argv[i], "--trace") != 0) {
+			usage();
+		}
+	}
+	if (!have_base) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		base = mix(((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
+			   ((uint64_t)getpid() << 32));
+	}
+	shared_err = mmap(NULL, ERR_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared_err == MAP_FAILED) {
+		perror("mmap");
+		return 2;
+	}
+	printf("soak: %.0f s, base seed %" PRIu64 " (rerun this sequence with --seed %" PRIu64 ")\n",
+	       seconds, base, base);
+
+	/* The mix of run kinds: mostly the general generator. */
+	static const unsigned kinds[] = {
+		0, 0, 0, DIFF_CHURN, DIFF_SNAPSHOTS_ONLY, DIFF_NO_ERRORS, DIFF_THREADS,
+	};
+	double deadline = now_seconds() + seconds;
+	unsigned long runs = 0, total_ops = 0;
+
+	for (uint64_t i = 0; now_seconds() < deadline; i++) {
+		uint64_t seed = mix(base + i);
+		unsigned nops = nops_fixed > 0 ? (unsigned)nops_fixed
+					       : 2000 + (unsigned)(mix(seed) % 18001);
+		unsigned flags = flags_fixed >= 0 ? (unsigned)flags_fixed
+						  : kinds[mix(seed ^ 1) % (sizeof(kinds) / sizeof(kinds[0]))];
+
+		printf("soak: run %" PRIu64 ": seed %" PRIu64 " nops %u flags 0x%x\n", i, seed, nops,
+		       flags);
+		if (run_child(seed, nops, flags, -1)) {
+			fprintf(stderr, "soak: FAILED: seed %" PRIu64 " nops %u flags 0x%x: %s\n", seed,
+				nops, flags, shared_err);
+			fprintf(stderr, "soak: replay with: soak --replay %" PRIu64 " %u 0x%x --trace\n",
+				seed, nops, flags);
+			if (do_shrink)
+				investigate(seed, nops, flags);
+			return 1;
+		}
+		runs++;
+		total_ops += nops;
+	}
+	printf("soak: %lu runs, %lu operations, no divergence\n", runs, total_ops);
+	return 0;
+}

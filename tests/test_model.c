@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The reference-model suite (DESIGN.md section 7): the model checked on its
+ * own, then randomised differential runs of uvmo against it.  Every failure
+ * message names the seed, the operation index and the operation; rerun one
+ * with `soak --replay SEED NOPS FLAGS --trace` (build/tests/soak).
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uvmo/uvmo.h>
+
+#include "model/differential.h"
+#include "model/model.h"
+
+#define PG UVMO_PAGE_SIZE
+#define OPS 10000u
+
+static void run(uint64_t seed, unsigned nops, unsigned flags)
+{
+	char err[2048];
+	int rc = diff_run(seed, nops, flags, err, sizeof(err));
+
+	cr_assert_eq(rc, 0, "%s", err);
+}
+
+/* ---- the model itself: the semantics it states, checked by hand -------- */
+
+static uint8_t byte_at(const struct model_vmo *m, uint64_t offset)
+{
+	uint8_t b;
+
+	model_read(m, offset, &b, 1);
+	return b;
+}
+
+Test(model, model_snapshot_copies_and_zero_fills_the_tail)
+{
+	struct model_vmo *p = model_create(2 * PG, false);
+	uint8_t x = 7, y = 9;
+
+	model_write(p, PG + 5, &x, 1);
+	/* Snapshot of the second page, two pages long: its second page lies
+	 * past the parent's end and reads zero. */
+	struct model_vmo *c = model_snapshot(p, PG, 2 * PG);
+
+	cr_assert_eq(byte_at(c, 5), 7);
+	cr_assert_eq(byte_at(c, PG + 5), 0);
+	model_write(p, PG + 5, &y, 1);
+	cr_assert_eq(byte_at(c, 5), 7, "a snapshot must not see later parent writes");
+	model_write(c, 6, &y, 1);
+	cr_assert_eq(byte_at(p, PG + 6), 0, "the parent must not see snapshot writes");
+	model_close(p);
+	cr_assert_eq(byte_at(c, 5), 7, "a snapshot outlives its parent");
+	model_close(c);
+}
+
+Test(model, model_slices_alias_their_root)
+{
+	struct model_vmo *r = model_create(4 * PG, false);
+	struct model_vmo *s = model_slice(r, PG, 2 * PG);
+	struct model_vmo *ss = model_slice(s, PG, PG);
+	uint8_t x = 3, y = 4;
+
+	model_write(ss, 10, &x, 1);
+	cr_assert_eq(byte_at(r, 2 * PG + 10), 3);
+	cr_assert_eq(byte_at(s, PG + 10), 3);
+	model_write(r, 2 * PG + 11, &y, 1);
+	cr_assert_eq(byte_at(ss, 11), 4);
+	model_close(r);
+	/* The storage lives while a slice uses it. */
+	model_zero(s, PG, PG);
+	cr_assert_eq(byte_at(ss, 10), 0);
+	model_close(s);
+	model_close(ss);
+}
+
+Test(model, model_resize_never_reveals_old_bytes)
+{
+	struct model_vmo *m = model_create(2 * PG, true);
+	uint8_t x = 0xff;
+
+	model_write(m, PG + 1, &x, 1);
+	model_resize(m, PG);
+	model_resize(m, 3 * PG);
+	cr_assert_eq(byte_at(m, PG + 1), 0);
+	model_close(m);
+}
+
+Test(model, model_contract_errors)
+{
+	struct model_vmo *m = NULL, *c = NULL;
+	uint8_t b = 0;
+
+	cr_assert_eq(model_api_create(PG + 1, 0, &m), -EINVAL);
+	cr_assert_eq(model_api_create(0, 0, &m), -EINVAL);
+	cr_assert_eq(model_api_create(UVMO_VMO_MAX_SIZE + PG, 0, &m), -ERANGE);
+	cr_assert_eq(model_api_create(0, UVMO_VMO_RESIZABLE, &m), 0);
+	cr_assert_eq(model_api_create_child(m, UVMO_CHILD_SLICE, 0, PG, &c), -ENOTSUP);
+	cr_assert_eq(model_api_set_size(m, PG), 0);
+	cr_assert_eq(model_api_read(m, &b, PG, 1), -ERANGE);
+	cr_assert_eq(model_api_read(m, &b, UINT64_MAX, 2), -ERANGE);
+	cr_assert_eq(model_api_op_range(m, UVMO_OP_DECOMMIT, 1, PG - 1), -EINVAL);
+	cr_assert_eq(model_api_op_range(m, UVMO_OP_LOCK, 0, PG), -ENOTSUP);
+	cr_assert_eq(model_api_create_child(m, UVMO_CHILD_SNAPSHOT | UVMO_CHILD_NO_WRITE, 0,
+					    PG, &c), 0);
+	cr_assert_eq(model_api_write(c, &b, 0, 1), -EACCES);
+	cr_assert_eq(model_api_set_size(c, PG), -ENOTSUP);
+	model_close(c);
+	model_close(m);
+}
+
+/* ---- differential runs ------------------------------------------------ */
+
+/* The general generator: every operation, every clone type, error cases. */
+Test(model, differential_seed_1, .timeout = 300) { run(1, OPS, 0); }
+Test(model, differential_seed_2, .timeout = 300) { run(2, OPS, 0); }
+Test(model, differential_seed_3, .timeout = 300) { run(3, OPS, 0); }
+Test(model, differential_seed_4, .timeout = 300) { run(0x5eed0004u, OPS, 0); }
+Test(model, differential_seed_5, .timeout = 300) { run(0xdeadbeefcafeull, OPS, 0); }
+Test(model, differential_seed_6, .timeout = 300) { run(20240607, OPS, 0); }
+
+/* Only valid calls: more of the budget goes to content operations. */
+Test(model, differential_valid_calls_only, .timeout = 300)
+{
+	run(77, OPS, DIFF_NO_ERRORS);
+}
+
+/* Snapshots of snapshots: chains at least 8 deep (asserted by the run). */
+Test(model, snapshot_chains_depth_8, .timeout = 300)
+{
+	run(8, OPS, DIFF_SNAPSHOTS_ONLY);
+}
+
+/* Heavy create/close churn, parents closed before children: hidden-node
+ * merges all the time, with the pool checked never to hold more than eager
+ * copies of the live VMOs would. */
+Test(model, close_merge_churn, .timeout = 300)
+{
+	run(9, OPS, DIFF_CHURN);
+}
+
+/* Two threads on disjoint VMO trees at once. */
+Test(model, two_threads_disjoint_trees, .timeout = 300)
+{
+	run(10, OPS, DIFF_THREADS);
+}
+
+/* A recording replays to the same result: what the shrinker relies on. */
+Test(model, recording_replays, .timeout = 300)
+{
+	struct diff_log log = { 0 };
+	char err[2048];
+
+	cr_assert_eq(diff_run_logged(11, 3000, 0, &log, err, sizeof(err)), 0, "%s", err);
+	cr_assert_gt(log.count, 3000u);
+	cr_assert_eq(diff_replay(log.ops, log.count, 0, err, sizeof(err)), 0, "%s", err);
+	/* A subset replays too: ops on VMOs it never created are skipped. */
+	size_t half = log.count / 2;
+
+	cr_assert_eq(diff_replay(log.ops + half, log.count - half, 0, err, sizeof(err)), 0,
+		     "%s", err);
+	diff_log_free(&log);
+}
