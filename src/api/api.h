@@ -29,9 +29,19 @@ struct uvmo_vmo {
 	bool snapshot;
 	uint64_t id;
 	uint64_t parent_id;
-	struct uvmo_vmo *creator; /* one reference; NULL for roots */
-	_Atomic uint32_t num_children;
+	/* Live children, counted in a block of its own so that a child keeps
+	 * its creator's counter alive, not the creator itself. */
+	struct child_count *children;        /* ours; one reference */
+	struct child_count *creator_children; /* the creator's; one reference */
 };
+
+struct child_count {
+	_Atomic uint32_t refs;
+	_Atomic uint32_t live;
+};
+
+struct child_count *child_count_new(void);
+void child_count_put(struct child_count *c);
 
 /* runtime.c */
 int api_ensure_init(void);

@@ -149,9 +149,24 @@ void vmo_put(struct uvmo_vmo *obj)
 	if (atomic_fetch_sub(&obj->refs, 1) != 1)
 		return;
 	cow_node_unref(obj->node);
-	if (obj->creator) {
-		atomic_fetch_sub(&obj->creator->num_children, 1);
-		vmo_put(obj->creator);
+	if (obj->creator_children) {
+		atomic_fetch_sub(&obj->creator_children->live, 1);
+		child_count_put(obj->creator_children);
 	}
+	child_count_put(obj->children);
 	free(obj);
+}
+
+struct child_count *child_count_new(void)
+{
+	struct child_count *c = calloc(1, sizeof(*c));
+	if (c)
+		atomic_init(&c->refs, 1);
+	return c;
+}
+
+void child_count_put(struct child_count *c)
+{
+	if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+		free(c);
 }

@@ -50,6 +50,11 @@ static struct uvmo_vmo *new_object(struct cow_node *node)
 	struct uvmo_vmo *obj = calloc(1, sizeof(*obj));
 	if (!obj)
 		return NULL;
+	obj->children = child_count_new();
+	if (!obj->children) {
+		free(obj);
+		return NULL;
+	}
 	atomic_init(&obj->refs, 1);
 	obj->node = node;
 	obj->id = api_next_id();
@@ -69,9 +74,9 @@ static int publish(struct uvmo_vmo *obj, uvmo_vmo_t **out)
 static void set_creator(struct uvmo_vmo *child, struct uvmo_vmo *parent)
 {
 	child->parent_id = parent->id;
-	child->creator = parent;
-	vmo_get(parent);
-	atomic_fetch_add(&parent->num_children, 1);
+	child->creator_children = parent->children;
+	atomic_fetch_add(&parent->children->refs, 1);
+	atomic_fetch_add(&parent->children->live, 1);
 }
 
 UVMO_EXPORT int uvmo_vmo_create(uint64_t size, uint32_t options, uvmo_vmo_t **out)
@@ -350,7 +355,7 @@ UVMO_EXPORT int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info)
 	info->size = obj->slice ? obj->slice_size : ci.size;
 	info->committed_bytes = ci.committed_bytes;
 	info->attributed_bytes = ci.attributed_bytes;
-	info->num_children = atomic_load(&obj->num_children);
+	info->num_children = atomic_load(&obj->children->live);
 	info->lock_count = ci.lock_count;
 	if (cow_is_resizable(obj->node) && !obj->slice)
 		info->flags |= UVMO_INFO_RESIZABLE;

@@ -189,14 +189,14 @@ void path_fini(struct cow_path *p);
  * -ENOMEM if a very deep tree needs more path than fits inline). */
 int cow_lookup(struct cow_node *n, uint64_t pg, struct cow_hit *hit,
 	       struct cow_path *path);
-/* Given a walk that ended at an owner, true if no node outside the path
- * can see the owner's page (split bits and sibling windows).  With
- * @from_level = 1, ignore the owner's own split bits and check only the
- * levels below it. */
-bool path_exclusive(const struct cow_path *path, uint16_t owner_entry,
-		    unsigned from_level);
-
 /* ---- fork.c ---- */
+/* True if a node of @child's subtree other than @exclude sees its hidden
+ * parent's page at @ppg (no entry shadows it on the way down). */
+bool cow_side_sees(const struct cow_node *child, uint64_t ppg,
+		   const struct cow_node *exclude);
+/* True if a node other than @exclude sees hidden @h's page at @pg. */
+bool cow_page_seen_by_others(const struct cow_node *h, uint64_t pg,
+			     const struct cow_node *exclude);
 /* Make non-hidden @n own a frame with its current content at @pg. */
 int cow_fork_page(struct cow_node *n, uint64_t pg);
 /* Empty slot @pg of @n's home window of any frame lent to an ancestor. */

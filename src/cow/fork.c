@@ -16,29 +16,32 @@ static void copy_frame(struct pmm_window *dst, uint64_t dpg,
 }
 
 /*
- * True if some node other than @exclude sees hidden node @h's page @pg.
- * @top: @h holds the page, so its split bits say which sides no longer
- * need it; below, nodes reached hold no entry at the offset.
+ * True if some node of @child's subtree, other than @exclude, sees hidden
+ * @parent's page @ppg: @child covers the offset and neither it nor any
+ * hidden node on the way down shadows it with an entry of its own.
  */
-static bool page_seen_by_others(const struct cow_node *h, uint64_t pg,
-				const struct cow_node *exclude, bool top)
+bool cow_side_sees(const struct cow_node *child, uint64_t ppg,
+		      const struct cow_node *exclude)
 {
-	uint16_t e = top ? pl_get(&h->pages, pg) : 0;
-	const struct cow_node *kids[2] = { h->left, h->right };
+	if (child == exclude || !child_covers(child, ppg))
+		return false;
+	uint64_t cpg = ppg - size_pages(child->parent_offset);
+	if (pl_get(&child->pages, cpg) != 0)
+		return false;
+	if (!node_hidden(child))
+		return true;
+	return cow_side_sees(child->left, cpg, exclude) ||
+	       cow_side_sees(child->right, cpg, exclude);
+}
 
-	for (int i = 0; i < 2; i++) {
-		const struct cow_node *c = kids[i];
-		if (top && (e & split_bit_for(h, c)))
-			continue;
-		if (c == exclude || !child_covers(c, pg))
-			continue;
-		uint64_t cpg = pg - size_pages(c->parent_offset);
-		if (pl_get(&c->pages, cpg) != 0)
-			continue; /* shadowed by c's own entry or marker */
-		if (!node_hidden(c) || page_seen_by_others(c, cpg, exclude, false))
-			return true;
-	}
-	return false;
+/* True if a node other than @exclude sees the page that hidden @h holds
+ * at @pg; a side whose split bit is set has its own copy already. */
+bool cow_page_seen_by_others(const struct cow_node *h, uint64_t pg,
+			     const struct cow_node *exclude)
+{
+	uint16_t e = pl_get(&h->pages, pg);
+	return (!(e & E_SPLIT_L) && cow_side_sees(h->left, pg, exclude)) ||
+	       (!(e & E_SPLIT_R) && cow_side_sees(h->right, pg, exclude));
 }
 
 /* The hidden node, if any, whose frame is lent at slot @pg of @n's home.
@@ -62,7 +65,7 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg)
 	if (!owner)
 		return;
 	uint16_t e = pl_get(&owner->pages, pg);
-	if (page_seen_by_others(owner, pg, n, true)) {
+	if (cow_page_seen_by_others(owner, pg, n)) {
 		/* Still needed: it moves to its owner's own window. */
 		pmm_frame_move(owner->home, pg, n->home, pg);
 		node_set_entry(owner, pg, e | E_HOME);
@@ -72,74 +75,60 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg)
 	}
 }
 
-/* Hand hidden @cur's page down to @child, which alone needs it now. */
-static void move_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
-		      struct cow_node *child, uint64_t chpg)
+/* @n alone still needs hidden @owner's page: it takes it over, without a
+ * copy if the frame already sits in @n's own slot (lent from its window). */
+static void take_over(struct cow_node *owner, uint64_t opg, uint16_t e,
+		      struct cow_node *n, uint64_t pg)
 {
-	struct pmm_window *from = entry_window(cur, e);
-	uint16_t ne = E_PRESENT;
+	struct pmm_window *from = entry_window(owner, e);
 
-	if (node_hidden(child)) {
-		if (from == child->lender) {
-			UVMO_ASSERT(cpg == chpg); /* (L1) */
-		} else {
-			pmm_frame_move(child->home, chpg, from, cpg);
-			ne |= E_HOME;
-		}
-	} else if (from == child->home) {
-		UVMO_ASSERT(cpg == chpg); /* lent from child: take it in place */
+	if (from == n->home) {
+		UVMO_ASSERT(opg == pg); /* (L1) */
 	} else {
-		cow_claim_home_slot(child, chpg);
-		pmm_frame_move(child->home, chpg, from, cpg);
+		cow_claim_home_slot(n, pg);
+		pmm_frame_move(n->home, pg, from, opg);
 	}
-	node_set_entry(cur, cpg, 0);
-	node_set_entry(child, chpg, ne); /* chunk reserved by the caller */
+	node_set_entry(owner, opg, 0);
+	node_set_entry(n, pg, E_PRESENT); /* chunk reserved by the caller */
 	count(&cow_counters.moves, 1);
 }
 
-/* Give @child its own copy of hidden @cur's page; @cur keeps the original
- * for the other side and records that @child's side split off. */
-static int copy_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
-		     struct cow_node *child, uint64_t chpg)
+/* Others still see hidden @owner's page: @n gets a copy of its own. */
+static int copy_for(struct cow_node *owner, uint64_t opg, uint16_t e,
+		    struct cow_node *n, uint64_t pg)
 {
-	struct pmm_window *from = entry_window(cur, e);
-	uint16_t cur_e = e | split_bit_for(cur, child);
+	struct pmm_window *from = entry_window(owner, e);
 	int rc;
 
-	if (!node_hidden(child) && from == child->home) {
+	if (from == n->home) {
 		/* The original sits in the writer's own slot: the writer keeps
 		 * it in place and the old content is copied out for the others. */
-		UVMO_ASSERT(cpg == chpg);
-		rc = pmm_frame_alloc(cur->home, cpg, 1);
+		UVMO_ASSERT(opg == pg);
+		rc = pmm_frame_alloc(owner->home, opg, 1);
 		if (rc < 0)
 			return rc;
-		copy_frame(cur->home, cpg, child->home, chpg);
-		cur_e |= E_HOME;
-		node_set_entry(child, chpg, E_PRESENT);
+		copy_frame(owner->home, opg, n->home, pg);
+		node_set_entry(owner, opg, e | E_HOME);
 	} else {
-		struct pmm_window *to = child->home;
-		if (!node_hidden(child))
-			cow_claim_home_slot(child, chpg);
-		rc = pmm_frame_alloc(to, chpg, 1);
+		cow_claim_home_slot(n, pg);
+		rc = pmm_frame_alloc(n->home, pg, 1);
 		if (rc < 0)
 			return rc;
-		copy_frame(to, chpg, from, cpg);
-		node_set_entry(child, chpg,
-			       E_PRESENT | (node_hidden(child) ? E_HOME : 0));
+		copy_frame(n->home, pg, from, opg);
 	}
-	node_set_entry(cur, cpg, cur_e);
+	node_set_entry(n, pg, E_PRESENT); /* chunk reserved by the caller */
 	count(&cow_counters.copies, 1);
 	return 0;
 }
 
 /*
- * Walk from the owner of the content down to @n, level by level (Zircon's
- * order: every intermediate state is a valid tree, so running out of
- * memory part-way leaves the content intact).  At each hidden level the
- * page moves down if the other side cannot see it any more (its split bit
- * is set or its window misses the offset), else it is copied and the split
- * bit of the receiving side is set: a clone never costs more memory than
- * an eager copy would.
+ * Copy-on-write of one page.  The content's owner is a hidden ancestor.
+ * If nobody else can see its page any more, @n takes it over (Zircon's
+ * "uni-accessible" move); otherwise @n gets one copy, straight from the
+ * owner — never copies into the hidden nodes in between, so one write costs
+ * at most one frame however deep the chain.  Afterwards, if no other node on
+ * @n's side of the owner sees the page, that side's split bit records it,
+ * so the other side's first write will move the page instead of copying.
  */
 int cow_fork_page(struct cow_node *n, uint64_t pg)
 {
@@ -167,23 +156,16 @@ int cow_fork_page(struct cow_node *n, uint64_t pg)
 		goto out;
 	}
 
-	for (unsigned i = path.depth - 1; i >= 1; i--) {
-		struct cow_node *cur = path.nodes[i];
-		struct cow_node *child = path.nodes[i - 1];
-		uint64_t cpg = path.pgs[i], chpg = path.pgs[i - 1];
-		uint16_t e = pl_get(&cur->pages, cpg);
-		struct cow_node *sib = cur->left == child ? cur->right : cur->left;
-
-		rc = pl_reserve(&child->pages, chpg);
-		if (rc < 0)
-			goto out;
-		if ((e & split_bit_for(cur, sib)) || !child_covers(sib, cpg)) {
-			move_down(cur, cpg, e, child, chpg);
-		} else {
-			rc = copy_down(cur, cpg, e, child, chpg);
-			if (rc < 0)
-				goto out;
-		}
+	struct cow_node *owner = hit.owner;
+	struct cow_node *side = path.nodes[path.depth - 2];
+	if (!cow_page_seen_by_others(owner, hit.pg, n)) {
+		take_over(owner, hit.pg, hit.e, n, pg);
+		goto out;
+	}
+	rc = copy_for(owner, hit.pg, hit.e, n, pg);
+	if (rc == 0 && !cow_side_sees(side, hit.pg, n)) {
+		uint16_t e = pl_get(&owner->pages, hit.pg);
+		node_set_entry(owner, hit.pg, e | split_bit_for(owner, side));
 	}
 out:
 	path_fini(&path);
@@ -218,7 +200,8 @@ int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker)
 	}
 	if (hit.owner && (hit.e & E_PRESENT)) {
 		struct cow_node *owner = hit.owner;
-		if (path_exclusive(&path, hit.e, 0)) {
+		struct cow_node *side = path.nodes[path.depth - 2];
+		if (!cow_page_seen_by_others(owner, hit.pg, n)) {
 			/* Only @n could see it: it goes. */
 			pmm_frame_free(entry_window(owner, hit.e), hit.pg, 1);
 			node_set_entry(owner, hit.pg, 0);
@@ -229,13 +212,12 @@ int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker)
 			}
 		} else {
 			marker = leave_marker;
-			if (path_exclusive(&path, hit.e, 1)) {
+			if (!cow_side_sees(side, hit.pg, n)) {
 				/* Nobody else on @n's side needs it: record
 				 * the split so the other side takes it over
 				 * without a copy. */
-				struct cow_node *child = path.nodes[path.depth - 2];
 				node_set_entry(owner, hit.pg,
-					       hit.e | split_bit_for(owner, child));
+					       hit.e | split_bit_for(owner, side));
 			}
 		}
 	}

@@ -28,9 +28,6 @@ static uint64_t exclusive_ancestor_pages(struct cow_node *n, uint64_t first,
 {
 	uint64_t shift = 0, pages = 0, pg;
 	uint16_t e;
-	struct cow_path path;
-
-	path_init(&path);
 	for (struct cow_node *x = n; x->parent && first < end; x = x->parent) {
 		end = min_u64(end, size_pages(x->parent_limit) > shift
 				       ? size_pages(x->parent_limit) - shift : 0);
@@ -40,14 +37,12 @@ static uint64_t exclusive_ancestor_pages(struct cow_node *n, uint64_t first,
 			struct cow_hit hit;
 			if (!(e & E_PRESENT))
 				continue;
-			if (cow_lookup(n, pg - shift, &hit, &path) < 0)
-				continue;
+			cow_lookup(n, pg - shift, &hit, NULL);
 			if (hit.owner == a && hit.pg == pg &&
-			    path_exclusive(&path, e, 0))
+			    !cow_page_seen_by_others(a, pg, n))
 				pages++;
 		}
 	}
-	path_fini(&path);
 	return pages;
 }
 

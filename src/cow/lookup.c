@@ -86,31 +86,3 @@ int cow_lookup(struct cow_node *n, uint64_t pg, struct cow_hit *hit,
 	hit->e = 0;
 	return 0;
 }
-
-/*
- * The owner's page is seen only along the path if, at every hidden level,
- * the sibling of the path's child cannot see it: at the owner's level
- * because that side already split off its own copy or its window misses
- * the offset; below it (those levels hold no entry at the offset, or the
- * walk would have stopped there) only because the window misses it.
- */
-bool path_exclusive(const struct cow_path *path, uint16_t owner_entry,
-		    unsigned from_level)
-{
-	unsigned top = path->depth - 1;
-
-	for (unsigned i = top; i >= 1; i--) {
-		struct cow_node *cur = path->nodes[i];
-		struct cow_node *child = path->nodes[i - 1];
-		struct cow_node *sib = cur->left == child ? cur->right : cur->left;
-		uint16_t sib_split = split_bit_for(cur, sib);
-
-		if (i == top && from_level == 0 && (owner_entry & sib_split))
-			continue;
-		if (i == top && from_level == 1)
-			continue;
-		if (child_covers(sib, path->pgs[i]))
-			return false;
-	}
-	return true;
-}
