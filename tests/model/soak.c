@@ -51,29 +51,104 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Describes a child's exit status into shared_err if it left no message. */
-static bool child_failed(int status)
+/* The last non-empty line a child wrote to its captured stderr. */
+static void last_line(int fd, char *out, size_t len)
 {
+	char buf[4096];
+	off_t size = lseek(fd, 0, SEEK_END);
+	off_t from = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n = size > 0 ? pread(fd, buf, (size_t)(size - from), from) : 0;
+
+	out[0] = '\0';
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	const char *line = strrchr(buf, '\n');
+	size_t n_line;
+
+	line = line ? line + 1 : buf;
+	n_line = strlen(line) < len - 1 ? strlen(line) : len - 1;
+	memcpy(out, line, n_line);
+	out[n_line] = '\0';
+}
+
+/*
+ * Whether a child failed; if it left no divergence message (it crashed, in
+ * uvmo or in an assertion of the validation build), describe the crash in
+ * shared_err with the last line it printed.
+ */
+static bool child_failed(int status, int err_fd)
+{
+	char line[512];
+
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return false;
+	last_line(err_fd, line, sizeof(line));
 	if (shared_err[0] == '\0') {
 		if (WIFSIGNALED(status))
-			snprintf(shared_err, ERR_LEN, "crashed with signal %d (%s)", WTERMSIG(status),
-				 strsignal(WTERMSIG(status)));
+			snprintf(shared_err, ERR_LEN, "crashed with signal %d (%s); last output: %s",
+				 WTERMSIG(status), strsignal(WTERMSIG(status)), line);
 		else
-			snprintf(shared_err, ERR_LEN, "exited with status %d",
-				 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			snprintf(shared_err, ERR_LEN, "exited with status %d; last output: %s",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : -1, line);
 	}
 	return true;
 }
 
-/* One run in a child.  If log_fd > 0 the child records every operation
- * there as it goes.  Returns true if the run failed. */
-static bool run_child(uint64_t seed, unsigned nops, unsigned flags, int log_fd)
+/*
+ * What kind of failure a message describes, to keep shrinking on the same
+ * bug: the operation's name and the message with every number replaced by
+ * '#' (the part before "op #N: " names the run, not the failure).
+ */
+static void signature(const char *msg, char *out, size_t len)
 {
+	const char *p = strstr(msg, "op #");
+	size_t n = 0;
+
+	if (p) {
+		p = strstr(p, ": ");
+		p = p ? p + 2 : msg;
+	} else {
+		p = msg;
+	}
+	/* The operation: keep its name only, its arguments vary. */
+	const char *paren = strchr(p, '(');
+	const char *colon = strstr(p, "): ");
+
+	if (paren && colon && paren < colon) {
+		for (const char *q = p; q < paren && n + 1 < len; q++)
+			out[n++] = *q;
+		p = colon + 1;
+	}
+	while (*p && n + 1 < len) {
+		if (*p >= '0' && *p <= '9') {
+			out[n++] = '#';
+			if (p[0] == '0' && p[1] == 'x')
+				p += 2;
+			while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
+				p++;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n] = '\0';
+}
+
+/* Runs @fn(arg) in a child with its stderr captured; returns true if it
+ * failed (shared_err says how).  With @echo, the captured stderr is passed on. */
+static bool in_child(int (*fn)(void *), void *arg, bool echo)
+{
+	int err_fd = memfd_create("soak-stderr", 0);
 	pid_t pid;
 	int status;
+	bool failed;
 
+	if (err_fd < 0) {
+		perror("memfd_create");
+		exit(2);
+	}
 	shared_err[0] = '\0';
 	fflush(NULL);
 	pid = fork();
@@ -82,47 +157,85 @@ static bool run_child(uint64_t seed, unsigned nops, unsigned flags, int log_fd)
 		exit(2);
 	}
 	if (pid == 0) {
-		int rc;
-
-		if (log_fd > 0) {
-			struct diff_log log = { .fd = log_fd };
-
-			rc = diff_run_logged(seed, nops, flags, &log, shared_err, ERR_LEN);
-			diff_log_free(&log);
-		} else {
-			rc = diff_run(seed, nops, flags, shared_err, ERR_LEN);
-		}
-		_exit(rc ? 1 : 0);
+		dup2(err_fd, STDERR_FILENO);
+		_exit(fn(arg) ? 1 : 0);
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			perror("waitpid");
 			exit(2);
 		}
-	return child_failed(status);
+	failed = child_failed(status, err_fd);
+	if (echo) {
+		char buf[4096];
+		ssize_t n;
+		off_t at = 0;
+
+		while ((n = pread(err_fd, buf, sizeof(buf), at)) > 0) {
+			fwrite(buf, 1, (size_t)n, stderr);
+			at += n;
+		}
+	}
+	close(err_fd);
+	return failed;
 }
 
-/* Replays @ops in a child; true if it fails (divergence or crash). */
+struct run_args {
+	uint64_t seed;
+	unsigned nops, flags;
+	int log_fd;
+};
+
+static int do_run(void *p)
+{
+	struct run_args *a = p;
+	int rc;
+
+	if (a->log_fd > 0) {
+		struct diff_log log = { .fd = a->log_fd };
+
+		rc = diff_run_logged(a->seed, a->nops, a->flags, &log, shared_err, ERR_LEN);
+		diff_log_free(&log);
+	} else {
+		rc = diff_run(a->seed, a->nops, a->flags, shared_err, ERR_LEN);
+	}
+	return rc;
+}
+
+/* One run in a child.  If log_fd > 0 the child records every operation
+ * there as it goes.  Returns true if the run failed. */
+static bool run_child(uint64_t seed, unsigned nops, unsigned flags, int log_fd)
+{
+	struct run_args a = { seed, nops, flags, log_fd };
+
+	return in_child(do_run, &a, true);
+}
+
+struct replay_args {
+	const struct diff_op *ops;
+	size_t count;
+};
+
+static int do_replay(void *p)
+{
+	struct replay_args *a = p;
+
+	return diff_replay(a->ops, a->count, 0, shared_err, ERR_LEN);
+}
+
+/* The signature shrinking preserves; empty: any failure will do. */
+static char wanted[512];
+
+/* Replays @ops in a child; true if it fails the same way as the original. */
 static bool replay_child(const struct diff_op *ops, size_t count)
 {
-	pid_t pid;
-	int status;
+	struct replay_args a = { ops, count };
+	char sig[512];
 
-	shared_err[0] = '\0';
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(2);
-	}
-	if (pid == 0)
-		_exit(diff_replay(ops, count, 0, shared_err, ERR_LEN) ? 1 : 0);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			perror("waitpid");
-			exit(2);
-		}
-	return child_failed(status);
+	if (!in_child(do_replay, &a, false))
+		return false;
+	signature(shared_err, sig, sizeof(sig));
+	return wanted[0] == '\0' || strcmp(sig, wanted) == 0;
 }
 
 /*
@@ -249,9 +362,14 @@ static void investigate(uint64_t seed, unsigned nops, unsigned flags)
 		return;
 	}
 	fprintf(stderr, "soak: recorded %zu operations up to the failure; shrinking...\n", count);
+	wanted[0] = '\0';
 	if (!replay_child(ops, count)) {
 		fprintf(stderr, "soak: the recording does not fail on replay; not shrinking\n");
 	} else {
+		/* Shrink towards the failure the replay shows (the same as the
+		 * run's, unless the run's depended on ops after it). */
+		signature(shared_err, wanted, sizeof(wanted));
+		fprintf(stderr, "soak: replay fails with: %s\n", shared_err);
 		count = shrink(ops, count, 300.0);
 		replay_child(ops, count); /* for the message of the minimal case */
 		fprintf(stderr, "soak: minimal failing sequence (%zu operations):\n", count);
