@@ -602,6 +602,39 @@ Test(clone, growing_a_child_past_its_creation_size_reveals_zeros_not_parent_data
 	expect_pages(c, 2, 4, 0);
 }
 
+Test(clone, parent_growing_past_its_resizable_window_keeps_content_and_snapshots)
+{
+	struct uvmo_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.resizable_window = 16 * PG;
+	expect_ok(uvmo_init(&cfg));
+	uvmo_vmo_t *p = make_vmo(8 * PG, UVMO_VMO_RESIZABLE);
+	fill_tagged(p, 8, 0x50);
+	uvmo_vmo_t *c = snap(p);
+	uvmo_vmo_t *sc = make_child(p, UVMO_CHILD_SNAPSHOT | UVMO_CHILD_RESIZABLE, 0, 8 * PG);
+	fill_page(p, 1, 0x5f);
+	expect_ok(uvmo_vmo_set_size(p, 100 * PG));
+	expect_ok(uvmo_vmo_set_size(sc, 100 * PG));
+	for (uint64_t i = 0; i < 8; i++) {
+		expect_page(p, i, i == 1 ? 0x5f : 0x50 + i);
+		expect_page(c, i, 0x50 + i);
+		expect_page(sc, i, 0x50 + i);
+	}
+	expect_pages(p, 8, 92, 0);
+	expect_pages(sc, 8, 92, 0);
+	fill_page(p, 2, 0x5e);
+	fill_page(p, 99, 0x5d);
+	fill_page(sc, 3, 0x5c);
+	expect_page(c, 2, 0x52);
+	expect_page(c, 3, 0x53);
+	expect_page(sc, 2, 0x52);
+	expect_page(p, 3, 0x53);
+	expect_page(p, 99, 0x5d);
+	uvmo_vmo_close(p);
+	expect_page(c, 1, 0x51);
+	expect_page(sc, 3, 0x5c);
+}
+
 Test(clone, parent_shrink_then_grow_reads_zero_and_leaves_children_alone)
 {
 	uvmo_vmo_t *p = make_vmo(4 * PG, UVMO_VMO_RESIZABLE);

@@ -494,6 +494,16 @@ Test(memory, zero_of_a_ragged_range_returns_the_whole_pages_inside_it)
 	cr_assert_leq(info_of(v).committed_bytes, 6 * PG);
 }
 
+Test(memory, zero_of_part_of_an_unwritten_page_costs_nothing)
+{
+	uvmo_vmo_t *v = make_vmo(4 * PG, 0);
+	struct pool base = pool_now();
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, 100, 200));
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, PG - 1, 2));
+	expect_committed(v, 0);
+	expect_pool_delta(base, 0);
+}
+
 Test(memory, decommit_of_unwritten_pages_costs_nothing)
 {
 	uvmo_vmo_t *v = written(2, 0x64);
@@ -675,6 +685,49 @@ Test(memory, shrinking_a_snapshot_frees_hidden_pages_only_it_saw)
 	expect_pages(c, 0, 4, 0x6c);
 }
 
+static void init_with_small_resizable_window(void)
+{
+	struct uvmo_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.resizable_window = 16 * PG;
+	expect_ok(uvmo_init(&cfg));
+}
+
+Test(memory, growing_past_the_resizable_window_moves_frames_without_leaking)
+{
+	init_with_small_resizable_window();
+	uvmo_vmo_t *v = make_vmo(8 * PG, UVMO_VMO_RESIZABLE);
+	fill_pages(v, 0, 8, 0x6c);
+	struct pool base = pool_now();
+	expect_ok(uvmo_vmo_set_size(v, 64 * PG));
+	expect_pool_delta(base, 0);
+	expect_committed(v, 8);
+	expect_pages(v, 0, 8, 0x6c);
+	fill_page(v, 63, 0x6d);
+	expect_pool_delta(base, 1);
+	uvmo_vmo_close(v);
+	expect_pool_delta(base, -8);
+}
+
+Test(memory, growing_a_snapshotted_vmo_past_its_window_keeps_the_accounting)
+{
+	init_with_small_resizable_window();
+	uvmo_vmo_t *p = make_vmo(8 * PG, UVMO_VMO_RESIZABLE);
+	fill_pages(p, 0, 8, 0x6a);
+	struct pool base = pool_now();
+	uvmo_vmo_t *c = snap(p);
+	expect_ok(uvmo_vmo_set_size(p, 64 * PG));
+	fill_page(p, 0, 0x6b);
+	fill_page(p, 40, 0x6b);
+	expect_pool_delta(base, 2);
+	expect_pages(c, 0, 8, 0x6a);
+	expect_page(p, 0, 0x6b);
+	expect_pages(p, 1, 7, 0x6a);
+	uvmo_vmo_close(c);
+	expect_pool_delta(base, 1);
+	expect_committed(p, 9);
+}
+
 /* ---------------------------------------------------------------------- */
 /* attribution                                                            */
 /* ---------------------------------------------------------------------- */
@@ -804,6 +857,27 @@ Test(memory, multi_page_write_crossing_the_pool_limit_writes_nothing)
 	expect_pages(v, 58, 2, 0x83);
 	expect_pages(v, 60, 2 + free_pages, 0);
 	expect_committed(v, 60);
+	expect_pool_delta(base, 0);
+}
+
+Test(memory, multi_page_copy_on_write_crossing_the_pool_limit_takes_no_frames)
+{
+	init_with_pool_limit(64 * PG);
+	uvmo_vmo_t *p = written(32, 0x8d);
+	uvmo_vmo_t *c = snap(p);
+	uvmo_vmo_t *ballast = make_vmo(64 * PG, 0);
+	fill_pages(ballast, 0, 28, 0x8e);
+	struct pool base = pool_now();
+	uint64_t free_pages = (64 * PG - base.committed) / PG;
+	/* Copying free_pages + 1 shared pages cannot fit. */
+	uint64_t len = (free_pages + 1) * PG;
+	uint8_t *buf = malloc(len);
+	memset(buf, 0x8f, len);
+	expect_rc(-ENOMEM, uvmo_vmo_write(c, buf, 0, len));
+	free(buf);
+	expect_pages(c, 0, 32, 0x8d);
+	expect_pages(p, 0, 32, 0x8d);
+	expect_committed(c, 0);
 	expect_pool_delta(base, 0);
 }
 
