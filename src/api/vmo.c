@@ -20,6 +20,10 @@
 /* Look the handle up, initialising on first use.  Sets rc. */
 static struct uvmo_vmo *get(uvmo_vmo_t *h, int *rc)
 {
+	if (!h) {
+		*rc = -EINVAL;
+		return NULL;
+	}
 	*rc = api_ensure_init();
 	if (*rc < 0)
 		return NULL;

@@ -75,60 +75,74 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg)
 	}
 }
 
-/* @n alone still needs hidden @owner's page: it takes it over, without a
- * copy if the frame already sits in @n's own slot (lent from its window). */
-static void take_over(struct cow_node *owner, uint64_t opg, uint16_t e,
-		      struct cow_node *n, uint64_t pg)
+/* Hand hidden @cur's page down to @child, which alone needs it now. */
+static void move_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
+		      struct cow_node *child, uint64_t chpg)
 {
-	struct pmm_window *from = entry_window(owner, e);
+	struct pmm_window *from = entry_window(cur, e);
+	uint16_t ne = E_PRESENT;
 
-	if (from == n->home) {
-		UVMO_ASSERT(opg == pg); /* (L1) */
+	if (node_hidden(child)) {
+		if (from == child->lender) {
+			UVMO_ASSERT(cpg == chpg); /* (L1) */
+		} else {
+			pmm_frame_move(child->home, chpg, from, cpg);
+			ne |= E_HOME;
+		}
+	} else if (from == child->home) {
+		UVMO_ASSERT(cpg == chpg); /* lent from child: take it in place */
 	} else {
-		cow_claim_home_slot(n, pg);
-		pmm_frame_move(n->home, pg, from, opg);
+		cow_claim_home_slot(child, chpg);
+		pmm_frame_move(child->home, chpg, from, cpg);
 	}
-	node_set_entry(owner, opg, 0);
-	node_set_entry(n, pg, E_PRESENT); /* chunk reserved by the caller */
+	node_set_entry(cur, cpg, 0);
+	node_set_entry(child, chpg, ne); /* chunk reserved by the caller */
 	count(&cow_counters.moves, 1);
 }
 
-/* Others still see hidden @owner's page: @n gets a copy of its own. */
-static int copy_for(struct cow_node *owner, uint64_t opg, uint16_t e,
-		    struct cow_node *n, uint64_t pg)
+/* Give @child its own copy of hidden @cur's page; @cur keeps the original
+ * for the other side and records that @child's side split off. */
+static int copy_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
+		     struct cow_node *child, uint64_t chpg)
 {
-	struct pmm_window *from = entry_window(owner, e);
+	struct pmm_window *from = entry_window(cur, e);
+	uint16_t cur_e = e | split_bit_for(cur, child);
 	int rc;
 
-	if (from == n->home) {
+	if (!node_hidden(child) && from == child->home) {
 		/* The original sits in the writer's own slot: the writer keeps
 		 * it in place and the old content is copied out for the others. */
-		UVMO_ASSERT(opg == pg);
-		rc = pmm_frame_alloc(owner->home, opg, 1);
+		UVMO_ASSERT(cpg == chpg);
+		rc = pmm_frame_alloc(cur->home, cpg, 1);
 		if (rc < 0)
 			return rc;
-		copy_frame(owner->home, opg, n->home, pg);
-		node_set_entry(owner, opg, e | E_HOME);
+		copy_frame(cur->home, cpg, child->home, chpg);
+		cur_e |= E_HOME;
+		node_set_entry(child, chpg, E_PRESENT);
 	} else {
-		cow_claim_home_slot(n, pg);
-		rc = pmm_frame_alloc(n->home, pg, 1);
+		struct pmm_window *to = child->home;
+		if (!node_hidden(child))
+			cow_claim_home_slot(child, chpg);
+		rc = pmm_frame_alloc(to, chpg, 1);
 		if (rc < 0)
 			return rc;
-		copy_frame(n->home, pg, from, opg);
+		copy_frame(to, chpg, from, cpg);
+		node_set_entry(child, chpg,
+			       E_PRESENT | (node_hidden(child) ? E_HOME : 0));
 	}
-	node_set_entry(n, pg, E_PRESENT); /* chunk reserved by the caller */
+	node_set_entry(cur, cpg, cur_e);
 	count(&cow_counters.copies, 1);
 	return 0;
 }
 
 /*
- * Copy-on-write of one page.  The content's owner is a hidden ancestor.
- * If nobody else can see its page any more, @n takes it over (Zircon's
- * "uni-accessible" move); otherwise @n gets one copy, straight from the
- * owner — never copies into the hidden nodes in between, so one write costs
- * at most one frame however deep the chain.  Afterwards, if no other node on
- * @n's side of the owner sees the page, that side's split bit records it,
- * so the other side's first write will move the page instead of copying.
+ * Walk from the owner of the content down to @n, level by level (Zircon's
+ * order: every intermediate state is a valid tree, so running out of
+ * memory part-way leaves the content intact).  At each hidden level the
+ * page moves down if the other side cannot see it any more (its split bit
+ * is set or its window misses the offset), else it is copied and the split
+ * bit of the receiving side is set: a clone never costs more memory than
+ * an eager copy would.
  */
 int cow_fork_page(struct cow_node *n, uint64_t pg)
 {
@@ -156,19 +170,28 @@ int cow_fork_page(struct cow_node *n, uint64_t pg)
 		goto out;
 	}
 
-	struct cow_node *owner = hit.owner;
-	struct cow_node *side = path.nodes[path.depth - 2];
-	if (!cow_page_seen_by_others(owner, hit.pg, n)) {
-		take_over(owner, hit.pg, hit.e, n, pg);
-		goto out;
-	}
-	rc = copy_for(owner, hit.pg, hit.e, n, pg);
-	if (rc == 0 && !cow_side_sees(side, hit.pg, n)) {
-		uint16_t e = pl_get(&owner->pages, hit.pg);
-		node_set_entry(owner, hit.pg, e | split_bit_for(owner, side));
+	for (unsigned i = path.depth - 1; i >= 1; i--) {
+		struct cow_node *cur = path.nodes[i];
+		struct cow_node *child = path.nodes[i - 1];
+		uint64_t cpg = path.pgs[i], chpg = path.pgs[i - 1];
+		uint16_t e = pl_get(&cur->pages, cpg);
+		struct cow_node *sib = cur->left == child ? cur->right : cur->left;
+
+		rc = pl_reserve(&child->pages, chpg);
+		if (rc < 0)
+			goto out;
+		if ((e & split_bit_for(cur, sib)) || !child_covers(sib, cpg)) {
+			move_down(cur, cpg, e, child, chpg);
+		} else {
+			rc = copy_down(cur, cpg, e, child, chpg);
+			if (rc < 0)
+				goto out;
+		}
 	}
 out:
 	path_fini(&path);
+	if (rc < 0)
+		pl_trim(&n->pages, pg);
 	return rc;
 }
 
@@ -226,5 +249,7 @@ out:
 	path_fini(&path);
 	if (marker)
 		node_set_entry(n, pg, E_ZERO); /* reserved above */
+	else
+		pl_trim(&n->pages, pg);
 	return 0;
 }

@@ -66,6 +66,32 @@ static void move_into_survivor(struct cow_node *h, uint64_t pg, uint16_t e,
 }
 
 /*
+ * After a merge narrowed what @child's subtree sees of its parent, pages in
+ * the parent's [lo, hi) that nobody sees any more are freed, and so on up
+ * the chain (Zircon's release of parent ranges).  The cost follows the
+ * entries in the released range, not the size of the tree.
+ */
+static void release_unseen(struct cow_node *child, uint64_t lo, uint64_t hi)
+{
+	for (struct cow_node *a = child->parent; a && lo < hi; a = a->parent) {
+		uint64_t pg;
+		uint16_t e;
+		PL_FOREACH(&a->pages, lo, hi, pg, e) {
+			if (cow_page_seen_by_others(a, pg, NULL))
+				continue;
+			if (e & E_PRESENT)
+				pmm_frame_free(entry_window(a, e), pg, 1);
+			node_set_entry(a, pg, 0);
+		}
+		if (!a->parent)
+			break;
+		hi = min_u64(hi, size_pages(a->parent_limit));
+		lo += size_pages(a->parent_offset);
+		hi += size_pages(a->parent_offset);
+	}
+}
+
+/*
  * Zircon's merge: pages the survivor can see (inside its window, not split
  * off to its side, not shadowed by its own entry) move into it; the rest
  * nobody can see any more and are freed.  Then the survivor takes the
@@ -99,6 +125,8 @@ static void merge_into_survivor(struct cow_node *h, struct cow_node *s)
 	}
 
 	uint64_t old_offset = s->parent_offset;
+	uint64_t h_lo = size_pages(h->parent_offset);
+	uint64_t h_hi = h_lo + size_pages(h->parent_limit);
 	s->parent = h->parent;
 	s->parent_limit = min_u64(s->parent_limit, h->parent_limit > old_offset
 							 ? h->parent_limit - old_offset : 0);
@@ -114,6 +142,15 @@ static void merge_into_survivor(struct cow_node *h, struct cow_node *s)
 	h->parent = h->left = h->right = NULL;
 	node_free(h);
 	count(&cow_counters.merges, 1);
+
+	if (s->parent) {
+		/* The survivor may see less of the grandparent than the hidden
+		 * node did: what fell out of view may be nobody's now. */
+		uint64_t s_lo = size_pages(s->parent_offset);
+		uint64_t s_hi = s_lo + size_pages(s->parent_limit);
+		release_unseen(s, h_lo, min_u64(h_hi, s_lo));
+		release_unseen(s, max_u64(h_lo, s_hi), h_hi);
+	}
 }
 
 void node_die(struct cow_node *n)

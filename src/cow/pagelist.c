@@ -78,6 +78,13 @@ int pl_reserve(struct pagelist *pl, uint64_t pg)
 	return chunk_get(pl, pg >> PL_CHUNK_SHIFT) ? 0 : -ENOMEM;
 }
 
+void pl_trim(struct pagelist *pl, uint64_t pg)
+{
+	struct pl_chunk *c = chunk_find(pl, pg >> PL_CHUNK_SHIFT);
+	if (c && c->used == 0)
+		chunk_free(pl, c);
+}
+
 int pl_set(struct pagelist *pl, uint64_t pg, uint16_t e)
 {
 	unsigned slot = pg & (PL_CHUNK_PAGES - 1);
@@ -136,4 +143,20 @@ void pl_take(struct pagelist *dst, struct pagelist *src)
 bool pl_empty(const struct pagelist *pl)
 {
 	return RB_EMPTY(&pl->root);
+}
+
+bool pl_consistent(const struct pagelist *pl)
+{
+	struct pl_chunk *c;
+	uint64_t chunks = 0;
+
+	RB_FOREACH(c, pl_tree, (struct pl_tree *)&pl->root) {
+		uint32_t used = 0;
+		for (unsigned i = 0; i < PL_CHUNK_PAGES; i++)
+			used += c->entry[i] != 0;
+		if (used != c->used || used == 0)
+			return false;
+		chunks++;
+	}
+	return chunks == pl->chunks;
 }

@@ -43,6 +43,8 @@ uint16_t pl_get(const struct pagelist *pl, uint64_t pg);
  * chunk: -ENOMEM, with nothing changed.  pl_reserve makes sure it won't. */
 int pl_set(struct pagelist *pl, uint64_t pg, uint16_t e);
 int pl_reserve(struct pagelist *pl, uint64_t pg);
+/* Drop the chunk of @pg if a reservation left it empty. */
+void pl_trim(struct pagelist *pl, uint64_t pg);
 /* First non-zero entry at a page in [from, end): true and its page and
  * value, or false. */
 bool pl_next(const struct pagelist *pl, uint64_t from, uint64_t end,
@@ -50,6 +52,8 @@ bool pl_next(const struct pagelist *pl, uint64_t from, uint64_t end,
 /* dst (empty) takes every entry of src, which becomes empty.  O(1). */
 void pl_take(struct pagelist *dst, struct pagelist *src);
 bool pl_empty(const struct pagelist *pl);
+/* Validation: every chunk's count is exact and no chunk is empty. */
+bool pl_consistent(const struct pagelist *pl);
 
 /* Heap bytes held by all page lists and cow nodes (for uvmo_get_stats). */
 uint64_t pl_metadata_bytes(void);

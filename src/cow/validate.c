@@ -68,6 +68,7 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 	uint64_t pg, present = 0;
 	uint16_t e;
 
+	CHECK(pl_consistent(&n->pages), n, "page list chunks miscounted or empty");
 	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
 		CHECK(pg < size_pages(n->size), n, "entry at page %llu past size",
 		      (unsigned long long)pg);
@@ -88,7 +89,8 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 		CHECK(w != NULL, n, "frame without a window");
 		CHECK(pg < pmm_window_pages(w), n, "slot %llu outside its window",
 		      (unsigned long long)pg);
-		wk->window_frames[window_index(wk, w)]++;
+		size_t wi = window_index(wk, w); /* may move window_frames */
+		wk->window_frames[wi]++;
 		if (wk->nslots == wk->cap)
 			wk->slots = grow(wk->slots, &wk->cap, sizeof(*wk->slots));
 		wk->slots[wk->nslots++] = (struct slot_ref){ w, pg };

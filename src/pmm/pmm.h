@@ -87,9 +87,8 @@ int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n);
 /* Punch frames [pg, pg + n) of @w back to the host and uncharge them. */
 void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n);
 /* Move one frame's bytes from a slot to a hole elsewhere; the source slot
- * becomes a hole.  Charges nothing (one frame before, one after), but the
- * host may briefly need one more page: -ENOMEM if it has none. */
-int pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
+ * becomes a hole.  Charges nothing (one frame before, one after). */
+void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 		   struct pmm_window *src, uint64_t spg);
 /* Make [pg, pg + n) of @w, which holds frames, read zero (keeps them). */
 void pmm_frame_zero(struct pmm_window *w, uint64_t pg, uint64_t n);

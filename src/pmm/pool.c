@@ -149,12 +149,16 @@ void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg)
 	return pool.physmap + slot_offset(w, pg);
 }
 
-/* Populate zero-filled pages.  fallocate rather than a touch through the
- * physmap: a host out of memory then shows as an error, not a SIGBUS. */
+/*
+ * Populate zero-filled pages by write-faulting them through the physmap
+ * with MADV_POPULATE_WRITE: a host out of memory then shows as an error,
+ * not a SIGBUS, and the pages are ordinary written pages (fallocate would
+ * leave them "unwritten", which SEEK_DATA reports as holes).
+ */
 static int populate(off_t off, uint64_t n)
 {
-	if (fallocate(pool.fd, 0, off, (off_t)(n << PAGE_SHIFT)) < 0)
-		return errno == ENOSPC ? -ENOMEM : -errno;
+	if (madvise(pool.physmap + off, n << PAGE_SHIFT, MADV_POPULATE_WRITE) < 0)
+		return errno == EFAULT || errno == EHWPOISON ? -ENOMEM : -errno;
 	return 0;
 }
 
@@ -189,17 +193,14 @@ void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n)
 	uncharge(n);
 }
 
-int pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
+void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 		   struct pmm_window *src, uint64_t spg)
 {
-	int rc = populate(slot_offset(dst, dpg), 1);
-	if (rc < 0)
-		return rc;
+	/* The copy itself populates the hole: no charge changes hands. */
 	memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);
 	punch(slot_offset(src, spg), 1);
 	src->frames--;
 	dst->frames++;
-	return 0;
 }
 
 void pmm_frame_zero(struct pmm_window *w, uint64_t pg, uint64_t n)

@@ -40,6 +40,7 @@ static const char usage_text[] =
 static void must(int rc, const char *what)
 {
 	if (rc < 0) {
+		fflush(stdout); /* keep the narration before the error */
 		fprintf(stderr, "uvmo: %s failed: %s\n", what, strerror(-rc));
 		exit(1);
 	}
@@ -48,7 +49,9 @@ static void must(int rc, const char *what)
 /* Formats a byte count as KiB / MiB, exact for page multiples. */
 static const char *fmt_bytes(char *buf, size_t len, uint64_t bytes)
 {
-	if (bytes >= (1u << 20) && bytes % (1u << 20) == 0)
+	if (bytes >= (1u << 30) && bytes % (1u << 30) == 0)
+		snprintf(buf, len, "%" PRIu64 " GiB", bytes >> 30);
+	else if (bytes >= (1u << 20) && bytes % (1u << 20) == 0)
 		snprintf(buf, len, "%" PRIu64 " MiB", bytes >> 20);
 	else if (bytes % 1024 == 0)
 		snprintf(buf, len, "%" PRIu64 " KiB", bytes >> 10);
@@ -306,6 +309,8 @@ static int cmd_demo(void)
 	clone_snapshot(SNAP1, SNAP2);
 	clone_snapshot(SNAP2, SNAP3);
 	show_contents();
+	printf("   base's frames now belong to hidden nodes that all four share, so no\n"
+	       "   VMO is charged for them (committed 0) while the pool still holds 4.\n");
 	st = show_memory();
 	expect_figure("frames in the pool", st.committed_bytes / PAGE, 4);
 	expect_figure("pages copied by the three snapshots",
@@ -342,6 +347,7 @@ static int cmd_demo(void)
 	demo_write(SLICE, 0, "via slice");
 	demo_write(SNAP2, 2, "snap2 v2");
 	show_contents();
+	printf("   (a slice reports the frames of its window of snap2 as committed)\n");
 	st = show_memory();
 	expect_figure("frames in the pool", st.committed_bytes / PAGE, 10);
 
@@ -354,6 +360,9 @@ static int cmd_demo(void)
 	expect_figure("frames in the pool", st.committed_bytes / PAGE, 9);
 
 	step(7, "Close everything else; every frame returns to the pool.");
+	printf("   Each close merges a hidden node into the surviving clone, which\n"
+	       "   takes over the pages it still sees without copying (cow copies\n"
+	       "   stay at 5); pages nobody can see any more are freed at once.\n");
 	const int close_order[] = { BASE, SLICE, SNAP3, SNAP2 };
 	for (size_t i = 0; i < sizeof close_order / sizeof close_order[0]; i++) {
 		close_vmo(close_order[i]);
