@@ -199,6 +199,8 @@ bool cow_page_seen_by_others(const struct cow_node *h, uint64_t pg,
 			     const struct cow_node *exclude);
 /* Make non-hidden @n own a frame with its current content at @pg. */
 int cow_fork_page(struct cow_node *n, uint64_t pg);
+/* How many new frames cow_fork_page(n, pg) would take now. */
+uint64_t cow_fork_cost(struct cow_node *n, uint64_t pg);
 /* Empty slot @pg of @n's home window of any frame lent to an ancestor. */
 void cow_claim_home_slot(struct cow_node *n, uint64_t pg);
 /* Release @n's claim on its content at @pg: its own frame, and ancestor

@@ -195,6 +195,37 @@ out:
 	return rc;
 }
 
+uint64_t cow_fork_cost(struct cow_node *n, uint64_t pg)
+{
+	struct cow_path path;
+	struct cow_hit hit;
+	uint64_t frames = 0;
+
+	if (pl_get(&n->pages, pg) & E_PRESENT)
+		return 0;
+	path_init(&path);
+	if (cow_lookup(n, pg, &hit, &path) < 0) {
+		frames = path.depth; /* bound: one per level */
+	} else if (!hit.owner || (hit.e & E_ZERO)) {
+		frames = 1;
+	} else {
+		/* The same decisions cow_fork_page will take: the owner's page
+		 * carries split bits, the copies below it do not. */
+		uint16_t e = hit.e;
+		for (unsigned i = path.depth - 1; i >= 1; i--) {
+			struct cow_node *cur = path.nodes[i];
+			struct cow_node *child = path.nodes[i - 1];
+			struct cow_node *sib = cur->left == child ? cur->right : cur->left;
+			bool uni = (e & split_bit_for(cur, sib)) ||
+				   !child_covers(sib, path.pgs[i]);
+			frames += !uni;
+			e = 0;
+		}
+	}
+	path_fini(&path);
+	return frames;
+}
+
 int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker)
 {
 	struct cow_path path;

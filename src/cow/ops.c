@@ -109,8 +109,19 @@ int cow_write(struct cow_node *n, const void *buf, uint64_t off, size_t len)
 	tree_lock(n->tree);
 	int rc = check_access(n, off, len);
 	if (rc == 0 && len) {
-		/* Own every page first, then copy: a failure writes nothing. */
-		rc = own_pages(n, off >> PAGE_SHIFT, page_round_up(off + len) >> PAGE_SHIFT);
+		/* Reserve every frame the write needs, own every page, then
+		 * copy: running out of pool writes nothing and allocates
+		 * nothing. */
+		uint64_t first = off >> PAGE_SHIFT;
+		uint64_t end = page_round_up(off + len) >> PAGE_SHIFT;
+		uint64_t need = 0;
+		for (uint64_t pg = first; pg < end; pg++)
+			need += cow_fork_cost(n, pg);
+		rc = pmm_reserve(need);
+		if (rc == 0) {
+			rc = own_pages(n, first, end);
+			pmm_unreserve();
+		}
 		while (rc == 0 && len) {
 			uint64_t inoff = off & (PAGE_SIZE - 1);
 			size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);

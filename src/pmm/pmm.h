@@ -84,6 +84,13 @@ void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg);
  * must be holes.  All or nothing: -ENOMEM at the pool limit (after the
  * reclaim hook had its chance) or when the host is out of memory. */
 int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n);
+/* Reserve @n frames for this thread's next allocations, so that an
+ * operation needing several frames fails before it starts (-ENOMEM, with
+ * the reclaim hook's help as for pmm_frame_alloc) instead of half-way.
+ * pmm_frame_alloc draws on the reservation first; pmm_unreserve returns
+ * what is left.  One reservation per thread at a time. */
+int pmm_reserve(uint64_t n);
+void pmm_unreserve(void);
 /* Punch frames [pg, pg + n) of @w back to the host and uncharge them. */
 void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n);
 /* Move one frame's bytes from a slot to a hole elsewhere; the source slot

@@ -170,9 +170,31 @@ static void punch(off_t off, uint64_t n)
 	UVMO_ASSERT(rc == 0); /* shmem always supports punching holes */
 }
 
+static __thread uint64_t reserved;
+
+int pmm_reserve(uint64_t n)
+{
+	UVMO_ASSERT(reserved == 0);
+	int rc = charge(n);
+	if (rc == 0)
+		reserved = n;
+	return rc;
+}
+
+void pmm_unreserve(void)
+{
+	if (reserved)
+		uncharge(reserved);
+	reserved = 0;
+}
+
 int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
 {
-	int rc = charge(n);
+	int rc = 0;
+	if (reserved >= n)
+		reserved -= n;
+	else
+		rc = charge(n);
 	if (rc < 0)
 		return rc;
 	rc = populate(slot_offset(w, pg), n);
