@@ -50,12 +50,20 @@ enum diff_kind {
 	K_CHECK_VMO,    /* vmo: size, whole content, info */
 	K_CHECK_GLOBAL, /* accounting across the pool; variant 1: the final check */
 	K_STALE,        /* vmo = a closed serial; variant = which call (enum stale_call) */
+	K_NULL,         /* a NULL argument; vmo = a live VMO for the other arguments;
+			 * variant = which call (enum null_call) */
 	K_KINDS
 };
 
 enum stale_call {
 	STALE_READ, STALE_WRITE, STALE_GET_SIZE, STALE_GET_INFO, STALE_OP_RANGE,
 	STALE_CHILD, STALE_SET_SIZE, STALE_CLOSE_AGAIN, STALE_CALLS
+};
+
+enum null_call {
+	NULL_READ_VMO, NULL_WRITE_VMO, NULL_GET_SIZE_VMO, NULL_GET_SIZE_OUT, NULL_GET_INFO_VMO,
+	NULL_GET_INFO_OUT, NULL_OP_RANGE_VMO, NULL_SET_SIZE_VMO, NULL_CHILD_PARENT,
+	NULL_CHILD_OUT, NULL_CREATE_OUT, NULL_STATS_OUT, NULL_CLOSE, NULL_CALLS
 };
 
 /* A live VMO: the uvmo handle and its model twin. */
@@ -231,6 +239,11 @@ void diff_op_format(const struct diff_op *op, char *buf, size_t len)
 		"read", "write", "get_size", "get_info", "op_range", "create_child",
 		"set_size", "close-again"
 	};
+	static const char *const null_names[NULL_CALLS] = {
+		"read: vmo", "write: vmo", "get_size: vmo", "get_size: size", "get_info: vmo",
+		"get_info: info", "op_range: vmo", "set_size: vmo", "create_child: parent",
+		"create_child: out", "create: out", "get_stats: out", "close: vmo"
+	};
 	char opts[96];
 
 	switch (op->kind) {
@@ -279,6 +292,10 @@ void diff_op_format(const struct diff_op *op, char *buf, size_t len)
 	case K_STALE:
 		snprintf(buf, len, "stale v%u: %s", op->vmo,
 			 op->variant < STALE_CALLS ? stale_names[op->variant] : "?");
+		break;
+	case K_NULL:
+		snprintf(buf, len, "NULL argument to %s (v%u)",
+			 op->variant < NULL_CALLS ? null_names[op->variant] : "?", op->vmo);
 		break;
 	default:
 		snprintf(buf, len, "unknown op kind %u", op->kind);
@@ -800,6 +817,69 @@ static int exec_stale(struct diff_ctx *c, struct stale *st, const struct diff_op
 	return expect_rc(c, "call on a closed handle", got, -EBADF);
 }
 
+/*
+ * NULL where a handle or an out-pointer belongs.  The header documents
+ * -EINVAL for most calls; for op_range and set_size it names no errno for a
+ * NULL handle, so either -EINVAL or -EBADF is accepted there.
+ */
+static int exec_null(struct diff_ctx *c, struct slot *s, const struct diff_op *op)
+{
+	uint8_t byte = 0;
+	uint64_t size;
+	struct uvmo_vmo_info info;
+	uvmo_vmo_t *child = NULL;
+	int got;
+
+	switch (op->variant) {
+	case NULL_READ_VMO:
+		got = uvmo_vmo_read(NULL, &byte, 0, 1);
+		break;
+	case NULL_WRITE_VMO:
+		got = uvmo_vmo_write(NULL, &byte, 0, 1);
+		break;
+	case NULL_GET_SIZE_VMO:
+		got = uvmo_vmo_get_size(NULL, &size);
+		break;
+	case NULL_GET_SIZE_OUT:
+		got = uvmo_vmo_get_size(s->h, NULL);
+		break;
+	case NULL_GET_INFO_VMO:
+		got = uvmo_vmo_get_info(NULL, &info);
+		break;
+	case NULL_GET_INFO_OUT:
+		got = uvmo_vmo_get_info(s->h, NULL);
+		break;
+	case NULL_OP_RANGE_VMO:
+		got = uvmo_vmo_op_range(NULL, UVMO_OP_ZERO, 0, 1);
+		if (got == -EBADF)
+			got = -EINVAL;
+		break;
+	case NULL_SET_SIZE_VMO:
+		got = uvmo_vmo_set_size(NULL, PAGE);
+		if (got == -EBADF)
+			got = -EINVAL;
+		break;
+	case NULL_CHILD_PARENT:
+		got = uvmo_vmo_create_child(NULL, UVMO_CHILD_SNAPSHOT, 0, PAGE, &child);
+		break;
+	case NULL_CHILD_OUT:
+		got = uvmo_vmo_create_child(s->h, UVMO_CHILD_SNAPSHOT, 0, PAGE, NULL);
+		break;
+	case NULL_CREATE_OUT:
+		got = uvmo_vmo_create(PAGE, 0, NULL);
+		break;
+	case NULL_STATS_OUT:
+		got = uvmo_get_stats(NULL);
+		break;
+	default:
+		uvmo_vmo_close(NULL); /* must be ignored */
+		return 0;
+	}
+	if (got == 0 && child)
+		uvmo_vmo_close(child);
+	return expect_rc(c, "call with a NULL argument", got, -EINVAL);
+}
+
 /* Runs one operation; returns 0 if both sides agree (or the operation names
  * a VMO this replay does not have, and is skipped), -1 on divergence. */
 static int exec_op(struct diff_ctx *c, const struct diff_op *op)
@@ -817,6 +897,12 @@ static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 	if (op->kind == K_STALE) {
 		st = find_stale(c, op->vmo);
 		if (!st)
+			return 0;
+	}
+	if (op->kind == K_NULL) {
+		s = find_slot(c, op->vmo);
+		if (!s && (op->variant == NULL_GET_SIZE_OUT || op->variant == NULL_GET_INFO_OUT ||
+			   op->variant == NULL_CHILD_OUT))
 			return 0;
 	}
 	if ((op->kind == K_CREATE || op->kind == K_CHILD) && c->nlive == LIVE_CAP)
@@ -856,6 +942,8 @@ static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 		return check_global(c, op->variant != 0);
 	case K_STALE:
 		return exec_stale(c, st, op);
+	case K_NULL:
+		return exec_null(c, s, op);
 	default:
 		return diverge(c, "unknown op kind %u", op->kind);
 	}
@@ -1212,6 +1300,19 @@ static bool gen_stale(struct diff_ctx *c, struct diff_op *op)
 	op->kind = K_STALE;
 	op->vmo = st->serial;
 	op->variant = below(c, STALE_CALLS);
+	return true;
+}
+
+static bool gen_null(struct diff_ctx *c, struct diff_op *op)
+{
+	/* The child-out case needs a parent that could be cloned. */
+	struct slot *s = pick(c, is_snapshot_parent);
+
+	if (!s)
+		return false;
+	op->kind = K_NULL;
+	op->vmo = s->serial;
+	op->variant = below(c, NULL_CALLS);
 	return true;
 }
 
@@ -1600,7 +1701,8 @@ static void gen_op(struct diff_ctx *c, struct diff_op *op)
 			op->kind = K_CHECK_GLOBAL;
 			return;
 		case G_ERROR:
-			if (chance(c, 1, 12) ? gen_child_of_discardable(c, op) : gen_error(c, op))
+			if (chance(c, 1, 12) ? gen_child_of_discardable(c, op)
+			    : chance(c, 1, 12) ? gen_null(c, op) : gen_error(c, op))
 				return;
 			break;
 		case G_STALE:
