@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds with the expensive
+# validation mode on (every clone-tree invariant is checked after every
+# operation), and runs every criterion suite with meson test.
+#   scripts/test.sh [BUILD_DIR] [extra meson setup options...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+build=${1:-build-test}
+shift || true
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" -Dvalidation=true -Dbenchmarks=false "$@"
+fi
+ninja -C "$build"
+status=0
+meson test -C "$build" --print-errorlogs --num-processes 2 || status=$?
+
+# Criterion's own summary of every suite, and the totals.
+log="$build/meson-logs/testlog.txt"
+if [ -f "$log" ]; then
+	grep -a "Synthesis:" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
+	grep -a "Synthesis:" "$log" | sed 's/\x1b\[[0-9;]*m//g' | awk -F'|' '
+		{ for (i = 1; i <= NF; i++) {
+			if ($i ~ /Passing:/) { split($i, a, ":"); pass += a[2] }
+			if ($i ~ /Failing:/) { split($i, a, ":"); fail += a[2] } } }
+		END { printf "criterion: %d passed, %d failed\n", pass, fail }'
+fi
+exit $status
