@@ -45,6 +45,8 @@ static const uint64_t snap_pages[] = { 1024, 64 * 1024, 256 * 1024 };
  * uvmo nor the baselines run from cache) and rounds per measurement. */
 #define WRITE_PAGES (16 * 1024)
 #define WRITE_ROUNDS 9
+/* (b): depth of the clone chain for the deep first-write measurement. */
+#define DEEP_CHAIN 8
 
 /* Targets from the brief. */
 #define TARGET_SNAP_RATIO     2.0  /* snapshot time, largest N / smallest N */
@@ -358,6 +360,7 @@ struct write_bench {
 struct write_result {
 	uint64_t ns_per_page;       /* median over rounds */
 	double cow_events_per_page; /* (copies + moves) per page written */
+	double frames_per_page;     /* pool frames added per page written */
 	bool isolation_ok;          /* the other side kept the old bytes */
 };
 
@@ -459,21 +462,25 @@ static uint64_t kernel_cow_pass(struct write_bench *wb)
 }
 
 /*
- * Snapshot the VMO, write one 4 KiB page into every page of the parent (or
- * of the child), close the snapshot.  Every timed write is the first write
- * of its page since the snapshot, so each pays one copy-on-write.
+ * Snapshot the VMO @depth times over (a clone of a clone ...), write one
+ * 4 KiB page into every page of the parent or of the deepest clone, close
+ * the clones.  Every timed write is the first write of its page since the
+ * snapshot, so each pays one copy-on-write; at depth > 1 every clone above
+ * the writer still sees the old page.
  */
-static uint64_t uvmo_pass(struct write_bench *wb, bool into_child,
+static uint64_t uvmo_pass(struct write_bench *wb, int depth, bool into_child,
 			  struct write_result *res)
 {
 	uint64_t size = (uint64_t)WRITE_PAGES * PAGE;
-	uvmo_vmo_t *child;
+	uvmo_vmo_t *chain[DEEP_CHAIN];
 	char expect = 0;
 
-	check(uvmo_vmo_create_child(wb->vmo, UVMO_CHILD_SNAPSHOT, 0, size, &child),
-	      "uvmo_vmo_create_child(SNAPSHOT)");
-	uvmo_vmo_t *target = into_child ? child : wb->vmo;
-	uvmo_vmo_t *other = into_child ? wb->vmo : child;
+	for (int i = 0; i < depth; i++)
+		check(uvmo_vmo_create_child(i ? chain[i - 1] : wb->vmo,
+					    UVMO_CHILD_SNAPSHOT, 0, size, &chain[i]),
+		      "uvmo_vmo_create_child(SNAPSHOT)");
+	uvmo_vmo_t *target = into_child ? chain[depth - 1] : wb->vmo;
+	uvmo_vmo_t *other = into_child ? wb->vmo : chain[depth - 1];
 
 	/* What the other side holds before, to check it after. */
 	check(uvmo_vmo_read(other, &expect, size - PAGE, 1), "uvmo_vmo_read");
@@ -489,30 +496,37 @@ static uint64_t uvmo_pass(struct write_bench *wb, bool into_child,
 		(double)((st1.cow_copies - st0.cow_copies) +
 			 (st1.cow_moves - st0.cow_moves)) /
 		((double)WRITE_PAGES * WRITE_ROUNDS);
+	res->frames_per_page +=
+		((double)st1.committed_bytes - (double)st0.committed_bytes) / PAGE /
+		((double)WRITE_PAGES * WRITE_ROUNDS);
 	check(uvmo_vmo_read(other, wb->check_buf, size - PAGE, PAGE), "uvmo_vmo_read");
 	for (size_t b = 0; b < PAGE; b++)
 		if (wb->check_buf[b] != expect)
 			res->isolation_ok = false;
-	uvmo_vmo_close(child);
+	for (int i = depth - 1; i >= 0; i--)
+		uvmo_vmo_close(chain[i]);
 	return elapsed;
 }
 
 static void measure_first_writes(uint64_t *memcpy_ns, uint64_t *kernel_cow_ns,
 				 struct write_result *parent,
-				 struct write_result *child)
+				 struct write_result *child,
+				 struct write_result *deep)
 {
 	uint64_t copy_t[WRITE_ROUNDS], cow_t[WRITE_ROUNDS];
-	uint64_t parent_t[WRITE_ROUNDS], child_t[WRITE_ROUNDS];
+	uint64_t parent_t[WRITE_ROUNDS], child_t[WRITE_ROUNDS], deep_t[WRITE_ROUNDS];
 	struct write_bench wb;
 
 	write_bench_setup(&wb);
 	*parent = (struct write_result){ .isolation_ok = true };
 	*child = (struct write_result){ .isolation_ok = true };
+	*deep = (struct write_result){ .isolation_ok = true };
 	for (int round = 0; round < WRITE_ROUNDS; round++) {
 		copy_t[round] = memcpy_pass(&wb);
 		cow_t[round] = kernel_cow_pass(&wb);
-		parent_t[round] = uvmo_pass(&wb, false, parent);
-		child_t[round] = uvmo_pass(&wb, true, child);
+		parent_t[round] = uvmo_pass(&wb, 1, false, parent);
+		child_t[round] = uvmo_pass(&wb, 1, true, child);
+		deep_t[round] = uvmo_pass(&wb, DEEP_CHAIN, true, deep);
 	}
 	write_bench_teardown(&wb);
 
@@ -520,6 +534,7 @@ static void measure_first_writes(uint64_t *memcpy_ns, uint64_t *kernel_cow_ns,
 	*kernel_cow_ns = median(cow_t, WRITE_ROUNDS) / WRITE_PAGES;
 	parent->ns_per_page = median(parent_t, WRITE_ROUNDS) / WRITE_PAGES;
 	child->ns_per_page = median(child_t, WRITE_ROUNDS) / WRITE_PAGES;
+	deep->ns_per_page = median(deep_t, WRITE_ROUNDS) / WRITE_PAGES;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -527,7 +542,7 @@ static void measure_first_writes(uint64_t *memcpy_ns, uint64_t *kernel_cow_ns,
 int main(void)
 {
 	struct snap_result snaps[NUM_SNAP_SIZES];
-	struct write_result parent_write, child_write;
+	struct write_result parent_write, child_write, deep_write;
 	uint64_t memcpy_ns, kernel_cow_ns, populate_ns;
 	char buf[32], what[96];
 
@@ -539,7 +554,8 @@ int main(void)
 	populate_ns = measure_kernel_populate(snap_pages[NUM_SNAP_SIZES - 1]);
 
 	fprintf(stderr, "  (b) first write after snapshot, memcpy, kernel COW fault...\n");
-	measure_first_writes(&memcpy_ns, &kernel_cow_ns, &parent_write, &child_write);
+	measure_first_writes(&memcpy_ns, &kernel_cow_ns, &parent_write, &child_write,
+			     &deep_write);
 
 	struct uvmo_stats final = stats_now();
 
@@ -588,11 +604,17 @@ int main(void)
 	if (kernel_cow_ns)
 		row_time("b", (double)kernel_cow_ns,
 			 "baseline: kernel COW fault + 4 KiB write (MAP_PRIVATE)");
+	char deep_name[32];
+	snprintf(deep_name, sizeof deep_name, "depth-%d clone", DEEP_CHAIN);
 	const struct {
 		const char *side;
 		const struct write_result *res;
-	} sides[] = { { "parent", &parent_write }, { "child", &child_write } };
-	for (size_t i = 0; i < 2; i++) {
+	} sides[] = {
+		{ "parent", &parent_write },
+		{ "child", &child_write },
+		{ deep_name, &deep_write },
+	};
+	for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
 		const struct write_result *w = sides[i].res;
 
 		row_time("b", (double)w->ns_per_page,
@@ -613,6 +635,11 @@ int main(void)
 		}
 		snprintf(buf, sizeof buf, "%.2f", w->cow_events_per_page);
 		snprintf(what, sizeof what, "  cow copies + moves per %s page written",
+			 sides[i].side);
+		row_info("b", buf, what);
+		/* One frame per write is the minimum: the writer's new page. */
+		snprintf(buf, sizeof buf, "%.2f", w->frames_per_page);
+		snprintf(what, sizeof what, "  pool frames added per %s page written",
 			 sides[i].side);
 		row_info("b", buf, what);
 		snprintf(what, sizeof what, "  other side unchanged after %s writes",

@@ -121,7 +121,8 @@ static uvmo_vmo_t *vmos[NUM_VMOS];
  * the library against it.
  */
 static char model[NUM_VMOS][SHOWN_PAGES][CELL + 1];
-static unsigned mismatches;
+static unsigned mismatches;         /* failed checks of any kind */
+static unsigned content_mismatches; /* pages that read wrong */
 
 static void step(int number, const char *title)
 {
@@ -181,15 +182,17 @@ static void show_contents(void)
 			bool ok = strncmp(buf, model[v][p], CELL) == 0;
 			for (size_t i = tail; i < PAGE && ok; i++)
 				ok = buf[i] == 0;
-			if (!ok)
+			if (!ok) {
 				mismatches++;
+				content_mismatches++;
+			}
 			printf(" %c%-*s", ok ? ' ' : '!', CELL - 1,
 			       zero ? "." : cell);
 		}
 		printf("\n");
 	}
 	printf("   (\".\" = page reads zero%s)\n",
-	       mismatches ? "; \"!\" = NOT what the semantics require" : "");
+	       content_mismatches ? "; \"!\" = NOT what the semantics require" : "");
 }
 
 /* Prints the memory figures: per VMO from uvmo_vmo_get_info, globally from
@@ -197,6 +200,7 @@ static void show_contents(void)
 static struct uvmo_stats show_memory(void)
 {
 	struct uvmo_stats st;
+	uint64_t owned = 0; /* frames the open VMOs own (slices own none) */
 	char a[32], b[32], c[32];
 
 	printf("   %-6s %4s %8s %10s %11s %9s\n", "", "id", "size", "committed",
@@ -207,6 +211,8 @@ static struct uvmo_stats show_memory(void)
 		if (!vmos[v])
 			continue;
 		must(uvmo_vmo_get_info(vmos[v], &info), "uvmo_vmo_get_info");
+		if (!(info.flags & UVMO_INFO_SLICE))
+			owned += info.committed_bytes;
 		printf("   %-6s %4" PRIu64 " %8s %10s %11s %9u\n", vmo_names[v],
 		       info.id, fmt_bytes(a, sizeof a, info.size),
 		       fmt_bytes(b, sizeof b, info.committed_bytes),
@@ -214,13 +220,17 @@ static struct uvmo_stats show_memory(void)
 		       info.num_children);
 	}
 	must(uvmo_get_stats(&st), "uvmo_get_stats");
-	printf("   pool: committed %s (%" PRIu64 " frame%s), host %s | cow copies %"
-	       PRIu64 ", moves %" PRIu64 ", zero fills %" PRIu64 " | nodes %" PRIu64
-	       " (%" PRIu64 " hidden), merges %" PRIu64 "\n",
+	/* Frames no open VMO owns are held by hidden nodes for the clones. */
+	uint64_t hidden = st.committed_bytes > owned ? st.committed_bytes - owned : 0;
+	printf("   pool: committed %s = %" PRIu64 " frame%s (%" PRIu64
+	       " in hidden nodes), host %s\n",
 	       fmt_bytes(a, sizeof a, st.committed_bytes), st.committed_bytes / PAGE,
-	       st.committed_bytes == PAGE ? "" : "s",
-	       fmt_bytes(b, sizeof b, st.host_bytes), st.cow_copies, st.cow_moves,
-	       st.zero_fills, st.nodes, st.hidden_nodes, st.merges);
+	       st.committed_bytes == PAGE ? "" : "s", hidden / PAGE,
+	       fmt_bytes(b, sizeof b, st.host_bytes));
+	printf("   cow copies %" PRIu64 ", moves %" PRIu64 ", zero fills %" PRIu64
+	       " | nodes %" PRIu64 " (%" PRIu64 " hidden), merges %" PRIu64 "\n",
+	       st.cow_copies, st.cow_moves, st.zero_fills, st.nodes,
+	       st.hidden_nodes, st.merges);
 	return st;
 }
 
@@ -262,14 +272,47 @@ static void close_vmo(int which)
 	printf("   close %s\n", vmo_names[which]);
 }
 
-/* Prints a one-line verdict on a figure the step is about. */
+/* A figure the semantics fix exactly (the API contract promises it). */
 static void expect_figure(const char *what, uint64_t got, uint64_t want)
 {
 	if (got == want) {
 		printf("   -> %s: %" PRIu64 ", as expected\n", what, got);
 	} else {
-		printf("   -> %s: %" PRIu64 ", expected %" PRIu64 "  <-- unexpected\n",
+		printf("   -> %s: %" PRIu64 ", expected %" PRIu64 "  <-- WRONG\n",
 		       what, got, want);
+		mismatches++;
+	}
+}
+
+/*
+ * A cost with a lower bound: below it something was lost (a bug); above it
+ * the implementation spends more than strictly needed, which the contract
+ * allows (e.g. Zircon's level-by-level copy leaves copies in the hidden
+ * nodes between owner and writer), so it is reported, not failed.
+ */
+static void expect_at_least(const char *what, uint64_t got, uint64_t least)
+{
+	if (got == least) {
+		printf("   -> %s: %" PRIu64 ", the minimum\n", what, got);
+	} else if (got > least) {
+		printf("   -> %s: %" PRIu64 " (minimum %" PRIu64 "; the extra %" PRIu64
+		       " is the implementation's choice)\n", what, got, least, got - least);
+	} else {
+		printf("   -> %s: %" PRIu64 ", below the possible minimum %" PRIu64
+		       "  <-- WRONG\n", what, got, least);
+		mismatches++;
+	}
+}
+
+/* A figure with an upper bound the semantics require. */
+static void expect_at_most(const char *what, uint64_t got, uint64_t most)
+{
+	if (got <= most) {
+		printf("   -> %s: %" PRIu64 ", as expected (at most %" PRIu64 ")\n",
+		       what, got, most);
+	} else {
+		printf("   -> %s: %" PRIu64 ", expected at most %" PRIu64 "  <-- WRONG\n",
+		       what, got, most);
 		mismatches++;
 	}
 }
@@ -318,7 +361,7 @@ static int cmd_demo(void)
 
 	step(4, "Write on different levels of the chain.");
 	printf("   The first write to a shared page gives the writer its own copy;\n"
-	       "   nobody else sees it (isolation), and only that page costs a frame.\n");
+	       "   nobody else sees it (isolation).  Untouched pages stay shared.\n");
 	before = st;
 	demo_write(BASE, 0, "base v2");
 	demo_write(SNAP1, 1, "snap1 v2");
@@ -329,9 +372,10 @@ static int cmd_demo(void)
 	/* Three shared pages were written (each needs one copy, or a move of
 	 * the shared frame when nobody else could still see it) and one page
 	 * nobody had was written (a fresh frame). */
-	expect_figure("pages copied or moved by the writes",
-		      (st.cow_copies - before.cow_copies) + (st.cow_moves - before.cow_moves), 3);
-	expect_figure("frames in the pool", st.committed_bytes / PAGE, 8);
+	expect_at_least("pages copied or moved by the writes",
+			(st.cow_copies - before.cow_copies) + (st.cow_moves - before.cow_moves), 3);
+	expect_at_least("frames in the pool (4 originals + 3 copies + 1 new)",
+			st.committed_bytes / PAGE, 8);
 
 	step(5, "Take a SLICE of snap2 (its pages 1-2): a window, not a copy.");
 	printf("   Writes through the slice are seen by snap2 and the other way\n"
@@ -349,25 +393,34 @@ static int cmd_demo(void)
 	show_contents();
 	printf("   (a slice reports the frames of its window of snap2 as committed)\n");
 	st = show_memory();
-	expect_figure("frames in the pool", st.committed_bytes / PAGE, 10);
+	expect_at_least("frames in the pool (2 more copies)", st.committed_bytes / PAGE, 10);
 
 	step(6, "Close snap1, in the middle of the chain.");
 	printf("   snap2 and snap3 still need what snap1 saw: their content stays;\n"
 	       "   snap1's own page (\"snap1 v2\") goes back to the pool.\n");
+	struct uvmo_vmo_info snap1_info;
+	must(uvmo_vmo_get_info(vmos[SNAP1], &snap1_info), "uvmo_vmo_get_info(snap1)");
+	before = st;
 	close_vmo(SNAP1);
 	show_contents();
 	st = show_memory();
-	expect_figure("frames in the pool", st.committed_bytes / PAGE, 9);
+	/* Its own frames at least; hidden-node copies only it could see may
+	 * go too. */
+	expect_at_most("frames in the pool",
+		       st.committed_bytes / PAGE,
+		       (before.committed_bytes - snap1_info.committed_bytes) / PAGE);
 
 	step(7, "Close everything else; every frame returns to the pool.");
 	printf("   Each close merges a hidden node into the surviving clone, which\n"
-	       "   takes over the pages it still sees without copying (cow copies\n"
-	       "   stay at 5); pages nobody can see any more are freed at once.\n");
+	       "   takes over the pages it still sees without copying them; pages\n"
+	       "   nobody can see any more are freed at once.\n");
+	before = st;
 	const int close_order[] = { BASE, SLICE, SNAP3, SNAP2 };
 	for (size_t i = 0; i < sizeof close_order / sizeof close_order[0]; i++) {
 		close_vmo(close_order[i]);
 		st = show_memory();
 	}
+	expect_at_least("pages copied by the closes", st.cow_copies - before.cow_copies, 0);
 	expect_figure("frames in the pool", st.committed_bytes / PAGE, 0);
 	expect_figure("bytes the pool memfd still holds (host)", st.host_bytes, 0);
 	expect_figure("live VMOs", st.vmos, 0);
