@@ -149,6 +149,36 @@ Test(model, two_threads_disjoint_trees, .timeout = 300)
 	run(10, OPS, DIFF_THREADS);
 }
 
+/* Resizable VMOs start in 4-page windows: growing them moves their frames
+ * to a new window, again and again, under clones and reads. */
+Test(model, differential_window_moves, .timeout = 300)
+{
+	run(12, OPS, DIFF_SMALL_WINDOW);
+}
+
+Test(model, two_threads_window_moves, .timeout = 300)
+{
+	run(13, OPS, DIFF_THREADS | DIFF_SMALL_WINDOW);
+}
+
+/* A pool limit of DIFF_POOL_LIMIT_BYTES: calls that need frames may fail
+ * with -ENOMEM and must then change nothing; the pool never holds more than
+ * the limit; unlocked discardable VMOs get discarded under the pressure. */
+Test(model, differential_pool_limit, .timeout = 300)
+{
+	run(14, OPS, DIFF_POOL_LIMIT);
+}
+
+Test(model, close_merge_churn_pool_limit, .timeout = 300)
+{
+	run(15, OPS, DIFF_POOL_LIMIT | DIFF_CHURN);
+}
+
+Test(model, two_threads_pool_limit, .timeout = 300)
+{
+	run(16, OPS, DIFF_THREADS | DIFF_POOL_LIMIT);
+}
+
 /* A recording replays to the same result: what the shrinker relies on. */
 Test(model, recording_replays, .timeout = 300)
 {

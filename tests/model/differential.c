@@ -32,7 +32,8 @@
 #include <uvmo/uvmo.h>
 
 #define PAGE            ((uint64_t)UVMO_PAGE_SIZE)
-#define MAX_PAGES       64u                 /* largest VMO the generator makes */
+#define SMALL_PAGES     64u                 /* most VMOs are at most this large ... */
+#define MAX_PAGES       192u                /* ... some span several 64-page page-list chunks */
 #define BUF_SIZE        ((MAX_PAGES + 4) * PAGE) /* scratch: a whole VMO plus overshoot */
 #define POOL_MAX        24u                 /* live VMOs in a single-threaded run */
 #define LIVE_CAP        256u                /* slots; replays of subsets may exceed POOL_MAX */
@@ -90,6 +91,7 @@ struct diff_ctx {
 	unsigned pool_max;      /* live VMOs the generator keeps at most */
 	bool global_checks;     /* alone in uvmo: global counters are ours */
 	bool replay;
+	bool pool_limited;      /* DIFF_POOL_LIMIT: -ENOMEM may replace success */
 	atomic_int *stop;       /* set when any thread failed (threaded mode) */
 
 	/* generator */
@@ -105,6 +107,8 @@ struct diff_ctx {
 	unsigned max_snap_depth;/* the same, counting only chains of snapshots */
 	unsigned long kind_count[K_KINDS];  /* executed operations by kind */
 	unsigned long predicted_errors;     /* calls that failed as the model said */
+	unsigned long enomem;               /* calls refused for want of pool frames */
+	unsigned long discards;             /* discardable VMOs seen discarded */
 	uint64_t *ids;          /* every uvmo id seen, to check they are never reused */
 	size_t nids, capids;
 	struct diff_log *log;
@@ -117,6 +121,7 @@ struct diff_ctx {
 
 	uint8_t *buf;           /* what uvmo returned / the bytes written */
 	uint8_t *expect;        /* what the model returned */
+	uint8_t *save;          /* model bytes before a call that may fail with -ENOMEM */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -147,6 +152,15 @@ static uint64_t below(struct diff_ctx *c, uint64_t n)
 static uint64_t between(struct diff_ctx *c, uint64_t lo, uint64_t hi)
 {
 	return lo + below(c, hi - lo + 1);
+}
+
+/* A VMO size in pages, at least @min: mostly small, sometimes large enough
+ * that page lists and offsets cross chunk boundaries. */
+static uint64_t gen_pages(struct diff_ctx *c, uint64_t min)
+{
+	uint64_t max = (below(c, 8) == 0) ? MAX_PAGES : SMALL_PAGES;
+
+	return between(c, min, max > min ? max : min);
 }
 
 static bool chance(struct diff_ctx *c, unsigned num, unsigned den)
@@ -420,6 +434,16 @@ static int note_id(struct diff_ctx *c, uint64_t id)
 /* Checks                                                                    */
 /* ------------------------------------------------------------------------ */
 
+static int expect_rc(struct diff_ctx *c, const char *call, int got, int want)
+{
+	if (got == want) {
+		c->predicted_errors += got != 0;
+		return 0;
+	}
+	return diverge(c, "%s returned %s, the model expects %s", call, errno_name(got),
+		       errno_name(want));
+}
+
 static int compare_bytes(struct diff_ctx *c, const char *what, uint64_t offset, uint64_t len)
 {
 	if (memcmp(c->buf, c->expect, len) == 0)
@@ -514,6 +538,8 @@ static int check_vmo(struct diff_ctx *c, struct slot *s)
 		return -1;
 	memset(c->buf, 0x5a, size);
 	rc = uvmo_vmo_read(s->h, c->buf, 0, size);
+	if (s->m->discarded)
+		return expect_rc(c, "full read of a discarded VMO", rc, size ? -ENOENT : 0);
 	if (rc != 0)
 		return diverge(c, "full read of v%u (size 0x%" PRIx64 ") returned %s", s->serial,
 			       size, errno_name(rc));
@@ -548,6 +574,13 @@ static int check_global(struct diff_ctx *c, bool final)
 				       st.hidden_nodes);
 		return 0;
 	}
+	/* The limit holds whoever else uses the pool. */
+	if (c->pool_limited && (st.committed_bytes > DIFF_POOL_LIMIT_BYTES ||
+				st.peak_committed_bytes > DIFF_POOL_LIMIT_BYTES ||
+				st.pool_limit != DIFF_POOL_LIMIT_BYTES))
+		return diverge(c, "pool limit 0x%x: stats.pool_limit 0x%" PRIx64 ", committed 0x%"
+			       PRIx64 ", peak 0x%" PRIx64, DIFF_POOL_LIMIT_BYTES, st.pool_limit,
+			       st.committed_bytes, st.peak_committed_bytes);
 	if (!c->global_checks)
 		return 0;
 	if (st.vmos != c->nlive)
@@ -595,16 +628,6 @@ static int check_global(struct diff_ctx *c, bool final)
 /* Executor: one recorded operation against uvmo and the model              */
 /* ------------------------------------------------------------------------ */
 
-static int expect_rc(struct diff_ctx *c, const char *call, int got, int want)
-{
-	if (got == want) {
-		c->predicted_errors += got != 0;
-		return 0;
-	}
-	return diverge(c, "%s returned %s, the model expects %s", call, errno_name(got),
-		       errno_name(want));
-}
-
 /* Adds a VMO both sides created; its info is checked at once. */
 static int add_slot(struct diff_ctx *c, const struct diff_op *op, struct slot *parent,
 		    uvmo_vmo_t *h, struct model_vmo *m)
@@ -649,6 +672,20 @@ static int add_slot(struct diff_ctx *c, const struct diff_op *op, struct slot *p
 	return check_info(c, s);
 }
 
+/*
+ * Under a pool limit, a call the model says succeeds may instead fail with
+ * -ENOMEM, and must then have changed nothing (the calls that allocate
+ * frames are all or nothing; for COMMIT the bytes do not change either way).
+ * The caller undoes the model's side and the later reads check uvmo's.
+ */
+static bool enomem_instead_of_success(struct diff_ctx *c, int got, int want)
+{
+	if (!c->pool_limited || got != -ENOMEM || want != 0)
+		return false;
+	c->enomem++;
+	return true;
+}
+
 static int exec_create(struct diff_ctx *c, const struct diff_op *op)
 {
 	uvmo_vmo_t *h = NULL;
@@ -656,6 +693,10 @@ static int exec_create(struct diff_ctx *c, const struct diff_op *op)
 	int got = uvmo_vmo_create(op->len, op->options, &h);
 	int want = model_api_create(op->len, op->options, &m);
 
+	if (enomem_instead_of_success(c, got, want)) {
+		model_close(m);
+		return 0;
+	}
 	if (got != want) {
 		if (got == 0)
 			uvmo_vmo_close(h);
@@ -675,6 +716,10 @@ static int exec_child(struct diff_ctx *c, struct slot *parent, const struct diff
 	int got = uvmo_vmo_create_child(parent->h, op->options, op->offset, op->len, &h);
 	int want = model_api_create_child(parent->m, op->options, op->offset, op->len, &m);
 
+	if (enomem_instead_of_success(c, got, want)) {
+		model_close(m);
+		return 0;
+	}
 	if (got != want) {
 		if (got == 0)
 			uvmo_vmo_close(h);
@@ -695,9 +740,19 @@ static int exec_write(struct diff_ctx *c, struct slot *s, const struct diff_op *
 		fill_bytes(op->data, c->buf, op->len);
 		data = c->buf;
 	}
+	/* What the range held, in case the write must be undone (-ENOMEM). */
+	bool saved = c->pool_limited && op->offset <= model_size(s->m) &&
+		     op->len <= model_size(s->m) - op->offset;
+
+	if (saved)
+		model_read(s->m, op->offset, c->save, op->len);
 	int got = uvmo_vmo_write(s->h, data, op->offset, op->len);
 	int want = model_api_write(s->m, data, op->offset, op->len);
 
+	if (saved && enomem_instead_of_success(c, got, want)) {
+		model_write(s->m, op->offset, c->save, op->len);
+		return 0;
+	}
 	return expect_rc(c, "uvmo_vmo_write", got, want);
 }
 
@@ -721,10 +776,22 @@ static int exec_read(struct diff_ctx *c, struct slot *s, const struct diff_op *o
 
 static int exec_op_range(struct diff_ctx *c, struct slot *s, const struct diff_op *op)
 {
+	struct uvmo_vmo_info info;
+	/* ZERO may need a frame to zero part of a shared page; keep what the
+	 * range held in case the call fails for want of one (-ENOMEM). */
+	bool saved = c->pool_limited && op->options == UVMO_OP_ZERO &&
+		     op->offset <= model_size(s->m) && op->len <= model_size(s->m) - op->offset;
+
+	if (saved)
+		model_read(s->m, op->offset, c->save, op->len);
 	int got = uvmo_vmo_op_range(s->h, op->options, op->offset, op->len);
 	int want = model_api_op_range(s->m, op->options, op->offset, op->len);
-	struct uvmo_vmo_info info;
 
+	if ((saved || op->options == UVMO_OP_COMMIT) && enomem_instead_of_success(c, got, want)) {
+		if (saved)
+			model_write(s->m, op->offset, c->save, op->len);
+		return 0;
+	}
 	if (expect_rc(c, "uvmo_vmo_op_range", got, want))
 		return -1;
 	if (got != 0)
@@ -758,9 +825,19 @@ static int exec_op_range(struct diff_ctx *c, struct slot *s, const struct diff_o
 
 static int exec_set_size(struct diff_ctx *c, struct slot *s, const struct diff_op *op)
 {
+	uint64_t old_size = model_size(s->m);
+
+	if (c->pool_limited)
+		model_read(s->m, 0, c->save, old_size);
 	int got = uvmo_vmo_set_size(s->h, op->len);
 	int want = model_api_set_size(s->m, op->len);
 
+	if (enomem_instead_of_success(c, got, want)) {
+		/* Undo: the old size, and the bytes a shrink cut off. */
+		model_resize(s->m, old_size);
+		model_write(s->m, 0, c->save, old_size);
+		return 0;
+	}
 	if (expect_rc(c, "uvmo_vmo_set_size", got, want))
 		return -1;
 	if (got != 0)
@@ -880,6 +957,32 @@ static int exec_null(struct diff_ctx *c, struct slot *s, const struct diff_op *o
 	return expect_rc(c, "call with a NULL argument", got, -EINVAL);
 }
 
+/*
+ * The pool discards unlocked discardable VMOs when it runs short, during
+ * calls on other VMOs: the model cannot foresee it, so before each
+ * operation on such a VMO the test asks uvmo and tells the model.  (Never
+ * during a call on the VMO itself: uvmo does not discard the caller's own
+ * tree, and threaded runs with a pool limit make no discardable VMOs.)
+ */
+static int sync_discard(struct diff_ctx *c, struct slot *s)
+{
+	struct uvmo_vmo_info info;
+	int rc;
+
+	if (!s->m->discardable || s->m->discarded || s->m->lock_count > 0)
+		return 0;
+	rc = uvmo_vmo_get_info(s->h, &info);
+	if (rc != 0)
+		return diverge(c, "uvmo_vmo_get_info(v%u) returned %s", s->serial, errno_name(rc));
+	if (!(info.flags & UVMO_INFO_DISCARDED))
+		return 0;
+	if (!c->pool_limited)
+		return diverge(c, "v%u was discarded without any pool limit", s->serial);
+	model_discard(s->m);
+	c->discards++;
+	return 0;
+}
+
 /* Runs one operation; returns 0 if both sides agree (or the operation names
  * a VMO this replay does not have, and is skipped), -1 on divergence. */
 static int exec_op(struct diff_ctx *c, const struct diff_op *op)
@@ -907,6 +1010,8 @@ static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 	}
 	if ((op->kind == K_CREATE || op->kind == K_CHILD) && c->nlive == LIVE_CAP)
 		return 0;
+	if (s && sync_discard(c, s))
+		return -1;
 	if ((op->kind == K_WRITE || op->kind == K_READ) && op->len > BUF_SIZE)
 		return 0;
 	if (log_op(c, op))
@@ -1085,7 +1190,7 @@ static uint64_t gen_data(struct diff_ctx *c)
 
 static void gen_create(struct diff_ctx *c, struct diff_op *op)
 {
-	uint64_t pages = between(c, 1, MAX_PAGES);
+	uint64_t pages = gen_pages(c, 1);
 
 	op->kind = K_CREATE;
 	op->result = c->next_serial++;
@@ -1093,7 +1198,7 @@ static void gen_create(struct diff_ctx *c, struct diff_op *op)
 	if (!(c->flags & DIFF_SNAPSHOTS_ONLY)) {
 		if (chance(c, 1, 4))
 			op->options = UVMO_VMO_RESIZABLE;
-		else if (chance(c, 1, 20))
+		else if (chance(c, 1, 20) && !(c->pool_limited && c->thread >= 0))
 			op->options = UVMO_VMO_DISCARDABLE;
 	}
 	if (op->options == UVMO_VMO_RESIZABLE && chance(c, 1, 16))
@@ -1154,7 +1259,7 @@ static bool gen_child(struct diff_ctx *c, struct diff_op *op)
 			pages = ppages - off_pages;
 			break;
 		case 2: /* anything: often past the parent's end */
-			pages = between(c, 1, MAX_PAGES);
+			pages = gen_pages(c, 1);
 			break;
 		default: /* deliberately past the parent's end */
 			pages = ppages - off_pages + between(c, 1, 8);
@@ -1230,13 +1335,13 @@ static bool gen_set_size(struct diff_ctx *c, struct diff_op *op)
 		pages = below(c, pages + 1);
 		break;
 	case 3: case 4: case 5: /* grow */
-		pages = between(c, pages, MAX_PAGES);
+		pages = between(c, pages, pages * 2 + 8 < MAX_PAGES ? pages * 2 + 8 : MAX_PAGES);
 		break;
 	case 6:
 		pages = 0;
 		break;
 	default:
-		pages = below(c, MAX_PAGES + 1);
+		pages = gen_pages(c, 0);
 		break;
 	}
 	op->len = pages * PAGE;
@@ -1453,7 +1558,7 @@ static bool gen_error(struct diff_ctx *c, struct diff_op *op)
 			break;
 		default:
 			op->kind = K_SET_SIZE;
-			op->len = below(c, MAX_PAGES + 1) * PAGE;
+			op->len = gen_pages(c, 0) * PAGE;
 			break;
 		}
 		return true;
@@ -1462,7 +1567,7 @@ static bool gen_error(struct diff_ctx *c, struct diff_op *op)
 			return false;
 		op->kind = K_SET_SIZE;
 		op->vmo = s->serial;
-		op->len = between(c, 1, MAX_PAGES) * PAGE;
+		op->len = gen_pages(c, 1) * PAGE;
 		return true;
 	case 13: /* unaligned or too large resize */
 		if (!(s = pick(c, is_resizable_writable)))
@@ -1738,11 +1843,14 @@ static int ctx_init(struct diff_ctx *c, uint64_t seed, unsigned flags, int threa
 	c->global_checks = thread < 0;
 	c->errbuf = errbuf;
 	c->errlen = errlen;
+	c->pool_limited = flags & DIFF_POOL_LIMIT;
 	c->buf = malloc(BUF_SIZE);
 	c->expect = malloc(BUF_SIZE);
-	if (!c->buf || !c->expect) {
+	c->save = malloc(BUF_SIZE);
+	if (!c->buf || !c->expect || !c->save) {
 		free(c->buf);
 		free(c->expect);
+		free(c->save);
 		snprintf(errbuf, errlen, "seed %" PRIu64 ": out of memory in the test", seed);
 		return -1;
 	}
@@ -1761,8 +1869,9 @@ static void ctx_free(struct diff_ctx *c)
 {
 	free(c->buf);
 	free(c->expect);
+	free(c->save);
 	free(c->ids);
-	c->buf = c->expect = NULL;
+	c->buf = c->expect = c->save = NULL;
 	c->ids = NULL;
 }
 
@@ -1815,11 +1924,13 @@ static int ctx_run(struct diff_ctx *c, unsigned nops)
 		fprintf(stderr,
 			"[%s%c] seed %" PRIu64 ": creates %lu, children %lu, writes %lu, reads %lu,"
 			" op_range %lu, set_size %lu, closes %lu, stale probes %lu; %lu calls"
-			" failed as predicted; live depth %u, snapshot chain %u\n",
+			" failed as predicted, %lu for want of frames; %lu discards; live depth %u,"
+			" snapshot chain %u\n",
 			c->thread >= 0 ? "thread " : "run", c->thread >= 0 ? '0' + c->thread : ' ', c->seed,
 			c->kind_count[K_CREATE], c->kind_count[K_CHILD], c->kind_count[K_WRITE],
 			c->kind_count[K_READ], c->kind_count[K_OP_RANGE], c->kind_count[K_SET_SIZE],
-			c->kind_count[K_CLOSE], c->kind_count[K_STALE], c->predicted_errors,
+			c->kind_count[K_CLOSE], c->kind_count[K_STALE], c->predicted_errors, c->enomem,
+			c->discards,
 			c->max_depth, c->max_snap_depth);
 	if (nops >= DIFF_MIN_OPS_FOR_DEPTH && got < need)
 		return diverge(c, "the run only reached clone depth %u (needs %u): the generator"
@@ -1835,6 +1946,36 @@ static int final_check(struct diff_ctx *c)
 	return exec_op(c, &op);
 }
 
+/* Flags that need uvmo initialised with particular settings. */
+#define INIT_FLAGS (DIFF_SMALL_WINDOW | DIFF_POOL_LIMIT)
+
+/*
+ * Restarts uvmo with the settings the flags ask for: windows of resizable
+ * VMOs only a few pages large (growing one moves it to a new window again
+ * and again), or a pool limit small enough that calls run out of frames.
+ */
+static int init_uvmo(unsigned flags, uint64_t seed, char *errbuf, size_t errlen)
+{
+	struct uvmo_config cfg = { 0 };
+	int rc;
+
+	if (!(flags & INIT_FLAGS))
+		return 0;
+	if (flags & DIFF_SMALL_WINDOW)
+		cfg.resizable_window = 4 * PAGE;
+	if (flags & DIFF_POOL_LIMIT)
+		cfg.pool_limit = DIFF_POOL_LIMIT_BYTES;
+	rc = uvmo_init(&cfg);
+	if (rc == -EBUSY) {
+		uvmo_shutdown();
+		rc = uvmo_init(&cfg);
+	}
+	if (rc != 0)
+		snprintf(errbuf, errlen, "seed %" PRIu64 ": uvmo_init for flags 0x%x returned %s",
+			 seed, flags, errno_name(rc));
+	return rc ? -1 : 0;
+}
+
 int diff_run_logged(uint64_t seed, unsigned nops, unsigned flags, struct diff_log *log,
 		    char *errbuf, size_t errlen)
 {
@@ -1843,6 +1984,10 @@ int diff_run_logged(uint64_t seed, unsigned nops, unsigned flags, struct diff_lo
 
 	if (!c) {
 		snprintf(errbuf, errlen, "seed %" PRIu64 ": out of memory in the test", seed);
+		return -1;
+	}
+	if (init_uvmo(flags, seed, errbuf, errlen)) {
+		free(c);
 		return -1;
 	}
 	if (ctx_init(c, seed, flags & ~DIFF_THREADS, -1, errbuf, errlen)) {
@@ -1961,8 +2106,11 @@ int diff_run(uint64_t seed, unsigned nops, unsigned flags, char *errbuf, size_t 
 {
 	if (errbuf && errlen)
 		errbuf[0] = '\0';
-	if (flags & DIFF_THREADS)
+	if (flags & DIFF_THREADS) {
+		if (init_uvmo(flags, seed, errbuf, errlen))
+			return -1;
 		return run_threads(seed, nops, flags, errbuf, errlen);
+	}
 	return diff_run_logged(seed, nops, flags, NULL, errbuf, errlen);
 }
 
@@ -1976,7 +2124,11 @@ int diff_replay(const struct diff_op *ops, size_t count, unsigned flags, char *e
 		snprintf(errbuf, errlen, "replay: out of memory in the test");
 		return -1;
 	}
-	if (ctx_init(c, 0, flags & DIFF_TRACE, -1, errbuf, errlen)) {
+	if (init_uvmo(flags, 0, errbuf, errlen)) {
+		free(c);
+		return -1;
+	}
+	if (ctx_init(c, 0, flags & (DIFF_TRACE | INIT_FLAGS), -1, errbuf, errlen)) {
 		free(c);
 		return -1;
 	}

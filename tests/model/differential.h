@@ -22,6 +22,13 @@
 #define DIFF_TRACE          (1u << 3) /* print every operation to stderr */
 #define DIFF_NO_ERRORS      (1u << 4) /* do not generate deliberately invalid calls */
 #define DIFF_SUMMARY        (1u << 5) /* print a one-line summary of the run to stderr */
+#define DIFF_SMALL_WINDOW   (1u << 6) /* (re)initialise uvmo with 4-page windows for
+					* resizable VMOs, so growing ones move windows */
+#define DIFF_POOL_LIMIT     (1u << 7) /* (re)initialise uvmo with a pool limit of
+					* DIFF_POOL_LIMIT_BYTES: calls that need frames
+					* may fail with -ENOMEM, and must change nothing */
+
+#define DIFF_POOL_LIMIT_BYTES (256u * 4096u)
 
 /* Depth (clone generations below a root) every run of DIFF_MIN_OPS_FOR_DEPTH
  * operations or more must reach; DIFF_SNAPSHOTS_ONLY must reach 8. */
@@ -40,6 +47,8 @@
  *
  * Expects to be the only user of uvmo in the process while it runs (it
  * checks global counters: at the end every frame must be back in the pool).
+ * With DIFF_SMALL_WINDOW or DIFF_POOL_LIMIT it shuts uvmo down and
+ * initialises it afresh with the settings those need.
  * Returns 0 if uvmo and the model agreed throughout, -1 otherwise.
  */
 int diff_run(uint64_t seed, unsigned nops, unsigned flags, char *errbuf, size_t errlen);
@@ -76,7 +85,7 @@ int diff_run_logged(uint64_t seed, unsigned nops, unsigned flags, struct diff_lo
 
 /* Replays @ops in order against uvmo and a fresh model, then closes what is
  * left and checks the end-of-run accounting.  Returns 0 or -1 like diff_run.
- * @flags: only DIFF_TRACE matters. */
+ * @flags: only DIFF_TRACE, DIFF_SMALL_WINDOW and DIFF_POOL_LIMIT matter. */
 int diff_replay(const struct diff_op *ops, size_t count, unsigned flags, char *errbuf,
 		size_t errlen);
 

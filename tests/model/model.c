@@ -124,6 +124,8 @@ void model_commit(struct model_vmo *m, uint64_t offset, uint64_t len)
 	/* Commit only allocates frames; the bytes do not change. */
 	assert(in_range(offset, len, m->size));
 	(void)m;
+	(void)offset;
+	(void)len;
 }
 
 void model_resize(struct model_vmo *m, uint64_t size)
@@ -150,6 +152,13 @@ void model_close(struct model_vmo *m)
 		free(m->store);
 	}
 	free(m);
+}
+
+void model_discard(struct model_vmo *m)
+{
+	assert(m->discardable && m->lock_count == 0 && !m->slice);
+	memset(m->store->bytes, 0, m->size);
+	m->discarded = true;
 }
 
 uint64_t model_size(const struct model_vmo *m)
@@ -226,6 +235,8 @@ int model_api_read(const struct model_vmo *m, void *buf, uint64_t offset, size_t
 		return -EINVAL;
 	if (!in_range(offset, len, m->size))
 		return -ERANGE;
+	if (m->discarded)
+		return -ENOENT;
 	model_read(m, offset, buf, len);
 	return 0;
 }
@@ -238,6 +249,8 @@ int model_api_write(struct model_vmo *m, const void *buf, uint64_t offset, size_
 		return -ERANGE;
 	if (m->no_write)
 		return -EACCES;
+	if (m->discarded)
+		return -ENOENT;
 	model_write(m, offset, buf, len);
 	return 0;
 }
@@ -276,8 +289,15 @@ int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64
 			m->lock_count--;
 			return 0;
 		}
-		/* The model has no pool pressure, so nothing is ever discarded:
-		 * LOCK returns 0 (not 1) and TRY_LOCK always succeeds. */
+		if (m->discarded) {
+			if (op == UVMO_OP_TRY_LOCK)
+				return -EAGAIN;
+			/* LOCK reports the discard; the content is now zero
+			 * (model_discard cleared it). */
+			m->discarded = false;
+			m->lock_count++;
+			return 1;
+		}
 		m->lock_count++;
 		return 0;
 	case UVMO_OP_COMMIT:
@@ -295,13 +315,15 @@ int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64
 		return 0; /* hints: only the range is checked */
 	if (m->no_write)
 		return -EACCES;
+	if (op == UVMO_OP_DECOMMIT && (!page_aligned(offset) || !page_aligned(len)))
+		return -EINVAL;
+	if (m->discarded)
+		return -ENOENT;
 	switch (op) {
 	case UVMO_OP_COMMIT:
 		model_commit(m, offset, len);
 		break;
 	case UVMO_OP_DECOMMIT:
-		if (!page_aligned(offset) || !page_aligned(len))
-			return -EINVAL;
 		model_decommit(m, offset, len);
 		break;
 	default:
@@ -325,5 +347,7 @@ uint32_t model_info_flags(const struct model_vmo *m)
 		flags |= UVMO_INFO_SNAPSHOT;
 	if (m->no_write)
 		flags |= UVMO_INFO_NO_WRITE;
+	if (m->discarded)
+		flags |= UVMO_INFO_DISCARDED;
 	return flags;
 }

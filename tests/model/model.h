@@ -15,6 +15,10 @@
  *  - Resizing reallocates the store; a grown tail is zero, so a shrink and a
  *    later grow can never bring old bytes back.
  *  - Decommit and zero write zeros; commit changes no content.
+ *  - A discardable VMO is discarded only when the pool runs short, which the
+ *    model cannot foresee: the test observes it (UVMO_INFO_DISCARDED) and
+ *    tells the model with model_discard.  From then on content calls fail
+ *    with -ENOENT until LOCK, which returns 1 and leaves the VMO zero-filled.
  *
  * Two layers:
  *  - model_* primitives implement the content semantics and assume valid
@@ -49,6 +53,7 @@ struct model_vmo {
 	bool snapshot;  /* created as a copy-on-write child */
 	bool no_write;
 	unsigned lock_count; /* discardable only */
+	bool discarded;      /* discardable only: content gone until LOCK */
 };
 
 /* ---- content primitives (arguments must be valid) ---------------------- */
@@ -66,6 +71,8 @@ void model_decommit(struct model_vmo *m, uint64_t offset, uint64_t len);
 void model_commit(struct model_vmo *m, uint64_t offset, uint64_t len);
 void model_resize(struct model_vmo *m, uint64_t size);
 void model_close(struct model_vmo *m);
+/* The pool discarded this (discardable, unlocked) VMO: its bytes are gone. */
+void model_discard(struct model_vmo *m);
 uint64_t model_size(const struct model_vmo *m);
 
 /* ---- the public contract (returns 0 / count, or the expected -errno) ---- */

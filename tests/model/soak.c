@@ -6,7 +6,8 @@
  *
  *   soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]
  *   soak --replay SEED NOPS FLAGS [--trace]   one run, in this process
- *   soak --replay-file FILE [--trace]         replay a saved (shrunk) recording
+ *   soak --replay-file FILE [FLAGS] [--trace]  replay a saved recording (FLAGS: the
+ *                                              run's DIFF_SMALL_WINDOW / DIFF_POOL_LIMIT)
  *
  * Every run happens in a child process, so a crash inside uvmo (a signal, an
  * assertion of the validation build) is reported with its seed like any
@@ -216,11 +217,14 @@ struct replay_args {
 	size_t count;
 };
 
+/* Run flags that change how a recording must be replayed. */
+static unsigned replay_flags;
+
 static int do_replay(void *p)
 {
 	struct replay_args *a = p;
 
-	return diff_replay(a->ops, a->count, 0, shared_err, ERR_LEN);
+	return diff_replay(a->ops, a->count, replay_flags, shared_err, ERR_LEN);
 }
 
 /* The signature shrinking preserves; empty: any failure will do. */
@@ -344,6 +348,7 @@ static void investigate(uint64_t seed, unsigned nops, unsigned flags)
 			seed, nops, flags);
 		return;
 	}
+	replay_flags = flags & (DIFF_SMALL_WINDOW | DIFF_POOL_LIMIT);
 	snprintf(path, sizeof(path), "soak-fail-%" PRIu64 ".ops", seed);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
@@ -377,8 +382,8 @@ static void investigate(uint64_t seed, unsigned nops, unsigned flags)
 		fprintf(stderr, "soak: it fails with: %s\n", shared_err);
 		if (ftruncate(fd, 0) == 0 &&
 		    pwrite(fd, ops, count * sizeof(*ops), 0) == (ssize_t)(count * sizeof(*ops)))
-			fprintf(stderr, "soak: saved to %s (replay: soak --replay-file %s --trace)\n",
-				path, path);
+			fprintf(stderr, "soak: saved to %s (replay: soak --replay-file %s 0x%x --trace)\n",
+				path, path, replay_flags);
 	}
 	free(ops);
 	close(fd);
@@ -414,7 +419,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]\n"
 		"       soak --replay SEED NOPS FLAGS [--trace]\n"
-		"       soak --replay-file FILE [--trace]\n");
+		"       soak --replay-file FILE [FLAGS] [--trace]\n");
 	exit(2);
 }
 
@@ -441,8 +446,11 @@ int main(int argc, char **argv)
 		printf("%s\n", rc ? err : "run passed");
 		return rc ? 1 : 0;
 	}
-	if (argc >= 3 && strcmp(argv[1], "--replay-file") == 0)
-		return replay_file(argv[2], trace ? DIFF_TRACE : 0);
+	if (argc >= 3 && strcmp(argv[1], "--replay-file") == 0) {
+		unsigned flags = argc >= 4 && argv[3][0] != '-' ? (unsigned)strtoul(argv[3], NULL, 0) : 0;
+
+		return replay_file(argv[2], flags | (trace ? DIFF_TRACE : 0));
+	}
 	if (argc < 2)
 		usage();
 
@@ -480,6 +488,8 @@ int main(int argc, char **argv)
 	/* The mix of run kinds: mostly the general generator. */
 	static const unsigned kinds[] = {
 		0, 0, 0, DIFF_CHURN, DIFF_SNAPSHOTS_ONLY, DIFF_NO_ERRORS, DIFF_THREADS,
+		DIFF_SMALL_WINDOW, DIFF_SMALL_WINDOW | DIFF_THREADS, DIFF_POOL_LIMIT,
+		DIFF_POOL_LIMIT | DIFF_THREADS, DIFF_POOL_LIMIT | DIFF_CHURN,
 	};
 	double deadline = now_seconds() + seconds;
 	unsigned long runs = 0, total_ops = 0;
