@@ -93,6 +93,7 @@ struct cow_node {
 
 	struct pagelist pages;
 	uint64_t committed; /* pages with E_PRESENT */
+	uint64_t split_entries; /* entries with a split bit */
 	struct pmm_window *home;   /* own frames */
 	struct pmm_window *lender; /* hidden: window of borrowed frames */
 

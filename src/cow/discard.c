@@ -56,6 +56,7 @@ void discard_node(struct cow_node *n)
 	}
 	pl_clear(&n->pages);
 	n->committed = 0;
+	n->split_entries = 0;
 	n->discarded = true;
 	count(&cow_counters.discards, 1);
 }

@@ -48,10 +48,8 @@ bool cow_page_seen_by_others(const struct cow_node *h, uint64_t pg,
  * By (L1) only the chain directly above @n can lend from it, at offset pg. */
 static struct cow_node *lent_frame_owner(struct cow_node *n, uint64_t pg)
 {
-	struct cow_node *c = n;
 	for (struct cow_node *p = n->parent;
-	     p && node_hidden(p) && p->lender == n->home; c = p, p = p->parent) {
-		UVMO_ASSERT(c->parent_offset == 0);
+	     p && node_hidden(p) && p->lender == n->home; p = p->parent) {
 		uint16_t e = pl_get(&p->pages, pg);
 		if ((e & E_PRESENT) && !(e & E_HOME))
 			return p;
@@ -113,7 +111,7 @@ static int copy_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
 		/* The original sits in the writer's own slot: the writer keeps
 		 * it in place and the old content is copied out for the others. */
 		UVMO_ASSERT(cpg == chpg);
-		rc = pmm_frame_alloc(cur->home, cpg, 1);
+		rc = pmm_frame_claim(cur->home, cpg);
 		if (rc < 0)
 			return rc;
 		copy_frame(cur->home, cpg, child->home, chpg);
@@ -123,7 +121,7 @@ static int copy_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
 		struct pmm_window *to = child->home;
 		if (!node_hidden(child))
 			cow_claim_home_slot(child, chpg);
-		rc = pmm_frame_alloc(to, chpg, 1);
+		rc = pmm_frame_claim(to, chpg);
 		if (rc < 0)
 			return rc;
 		copy_frame(to, chpg, from, cpg);
@@ -184,8 +182,10 @@ int cow_fork_page(struct cow_node *n, uint64_t pg)
 			move_down(cur, cpg, e, child, chpg);
 		} else {
 			rc = copy_down(cur, cpg, e, child, chpg);
-			if (rc < 0)
+			if (rc < 0) {
+				pl_trim(&child->pages, chpg);
 				goto out;
+			}
 		}
 	}
 out:

@@ -36,6 +36,7 @@ static void free_own_frames(struct cow_node *n)
 		pmm_frame_free(n->home, run_start, run_len);
 	pl_clear(&n->pages);
 	n->committed = 0;
+	n->split_entries = 0;
 }
 
 /* Move hidden @h's page @pg (entry @e) to survivor @s at @spg, by (L3). */
@@ -98,6 +99,23 @@ static void release_unseen(struct cow_node *child, uint64_t lo, uint64_t hi)
  * hidden node's place, combining offsets and limits.  Cost: the hidden
  * node's pages; those lent from the survivor's own window move for free.
  */
+/*
+ * The common case — a snapshot closed while the VMO it was taken of has not
+ * written since: the survivor lends every frame of the hidden node, sees
+ * all of it and has no page of its own.  It takes the whole list at once.
+ */
+static bool merge_by_taking_list(struct cow_node *h, struct cow_node *s)
+{
+	if (node_hidden(s) || s->home != h->lender || s->parent_offset != 0 ||
+	    s->parent_limit < h->size || !pl_empty(&s->pages) ||
+	    h->split_entries != 0 || pmm_window_frames(h->home) != 0)
+		return false;
+	pl_take(&s->pages, &h->pages);
+	s->committed = h->committed;
+	h->committed = 0;
+	return true;
+}
+
 static void merge_into_survivor(struct cow_node *h, struct cow_node *s)
 {
 	uint16_t s_split = split_bit_for(h, s);
@@ -106,6 +124,8 @@ static void merge_into_survivor(struct cow_node *h, struct cow_node *s)
 	uint64_t pg;
 	uint16_t e;
 
+	if (merge_by_taking_list(h, s))
+		goto relink;
 	PL_FOREACH(&h->pages, 0, UINT64_MAX, pg, e) {
 		bool visible = pg >= s_first && pg - s_first < s_count &&
 			       !(e & s_split);
@@ -124,6 +144,7 @@ static void merge_into_survivor(struct cow_node *h, struct cow_node *s)
 		node_set_entry(h, pg, 0);
 	}
 
+relink:;
 	uint64_t old_offset = s->parent_offset;
 	uint64_t h_lo = size_pages(h->parent_offset);
 	uint64_t h_hi = h_lo + size_pages(h->parent_limit);

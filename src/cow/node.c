@@ -54,7 +54,7 @@ int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
  * before this frees it, so it passes ownership of the unlock here. */
 void node_free(struct cow_node *n)
 {
-	UVMO_ASSERT(pl_empty(&n->pages) && n->committed == 0);
+	UVMO_ASSERT(pl_empty(&n->pages) && n->committed == 0 && n->split_entries == 0);
 	if (n->home)
 		pmm_window_unref(n->home);
 	if (n->lender)
@@ -77,6 +77,10 @@ int node_set_entry(struct cow_node *n, uint64_t pg, uint16_t e)
 		n->committed--;
 	if (e & E_PRESENT)
 		n->committed++;
+	if (old & (E_SPLIT_L | E_SPLIT_R))
+		n->split_entries--;
+	if (e & (E_SPLIT_L | E_SPLIT_R))
+		n->split_entries++;
 	return 0;
 }
 

@@ -65,7 +65,7 @@ static size_t window_index(struct walk *wk, const struct pmm_window *w)
 
 static void check_entries(struct walk *wk, const struct cow_node *n)
 {
-	uint64_t pg, present = 0;
+	uint64_t pg, present = 0, split = 0;
 	uint16_t e;
 
 	CHECK(pl_consistent(&n->pages), n, "page list chunks miscounted or empty");
@@ -82,6 +82,7 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 			      "hidden-only bits %#x at %llu", e, (unsigned long long)pg);
 		if (e & E_ZERO)
 			CHECK(!(e & E_HOME), n, "marker with a home bit");
+		split += !!(e & (E_SPLIT_L | E_SPLIT_R));
 		if (!(e & E_PRESENT))
 			continue;
 		present++;
@@ -97,6 +98,8 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 		CHECK(pmm_slot_populated(w, pg), n, "frame at %llu not in the pool",
 		      (unsigned long long)pg);
 	}
+	CHECK(split == n->split_entries, n, "split_entries %llu but %llu",
+	      (unsigned long long)n->split_entries, (unsigned long long)split);
 	CHECK(present == n->committed, n, "committed %llu but %llu frames",
 	      (unsigned long long)n->committed, (unsigned long long)present);
 }
@@ -203,7 +206,8 @@ void validate_tree_locked(struct cow_node *any)
 	 * every window holds exactly the frames entries say it holds.  Only
 	 * windows reachable from live nodes are seen; a dead VMO's window
 	 * lives on through its lenders, which are in the tree. */
-	qsort(wk.slots, wk.nslots, sizeof(*wk.slots), slot_cmp);
+	if (wk.nslots)
+		qsort(wk.slots, wk.nslots, sizeof(*wk.slots), slot_cmp);
 	for (size_t i = 1; i < wk.nslots; i++)
 		CHECK(slot_cmp(&wk.slots[i - 1], &wk.slots[i]) != 0, root,
 		      "two entries claim one frame (slot %llu)",

@@ -84,6 +84,11 @@ void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg);
  * must be holes.  All or nothing: -ENOMEM at the pool limit (after the
  * reclaim hook had its chance) or when the host is out of memory. */
 int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n);
+/* Charge one frame at hole @pg of @w without populating it: the caller
+ * fills it at once by copying a whole page into pmm_slot_addr (the copy
+ * populates it; saves a syscall and a page clear on every copy-on-write).
+ * -ENOMEM at the limit. */
+int pmm_frame_claim(struct pmm_window *w, uint64_t pg);
 /* Reserve @n frames for this thread's next allocations, so that an
  * operation needing several frames fails before it starts (-ENOMEM, with
  * the reclaim hook's help as for pmm_frame_alloc) instead of half-way.

@@ -207,6 +207,19 @@ int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
 	return 0;
 }
 
+int pmm_frame_claim(struct pmm_window *w, uint64_t pg)
+{
+	int rc = 0;
+	(void)pg;
+	if (reserved)
+		reserved--;
+	else
+		rc = charge(1);
+	if (rc == 0)
+		w->frames++;
+	return rc;
+}
+
 void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n)
 {
 	UVMO_ASSERT(w->frames >= n);
