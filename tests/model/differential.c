@@ -599,14 +599,31 @@ static int check_global(struct diff_ctx *c, bool final)
 			seen |= c->live[j].m->store == s->m->store;
 		if (!seen)
 			eager += s->m->store->size;
-		if (s->m->slice)
-			continue;
 		rc = uvmo_vmo_get_info(s->h, &info);
 		if (rc != 0)
 			return diverge(c, "uvmo_vmo_get_info(v%u) returned %s", s->serial,
 				       errno_name(rc));
-		committed += info.committed_bytes;
-		attributed += info.attributed_bytes;
+		if (!s->m->slice) {
+			committed += info.committed_bytes;
+			attributed += info.attributed_bytes;
+			continue;
+		}
+		/* A slice reports its window of the frames the VMO it slices
+		 * owns: never more than that VMO owns in all. */
+		for (unsigned j = 0; j < c->nlive; j++) {
+			struct slot *owner = &c->live[j];
+			struct uvmo_vmo_info oinfo;
+
+			if (owner->m->slice || owner->m->store != s->m->store)
+				continue;
+			if (uvmo_vmo_get_info(owner->h, &oinfo) != 0)
+				return diverge(c, "uvmo_vmo_get_info(v%u) failed", owner->serial);
+			if (info.committed_bytes > oinfo.committed_bytes)
+				return diverge(c, "slice v%u reports committed_bytes 0x%" PRIx64
+					       ", more than the 0x%" PRIx64 " of v%u it is a window of",
+					       s->serial, info.committed_bytes,
+					       oinfo.committed_bytes, owner->serial);
+		}
 	}
 	if (committed > st.committed_bytes)
 		return diverge(c, "sum of live VMOs' committed_bytes 0x%" PRIx64
@@ -1300,6 +1317,12 @@ static bool gen_read(struct diff_ctx *c, struct diff_op *op)
 	op->kind = K_READ;
 	op->vmo = s->serial;
 	gen_range(c, s->m->size, &op->offset, &op->len);
+	if (chance(c, 1, 32)) {
+		/* Nothing to read, anywhere up to the end; NULL is allowed then. */
+		op->offset = below(c, s->m->size + 1);
+		op->len = 0;
+		op->variant = chance(c, 1, 2);
+	}
 	return true;
 }
 

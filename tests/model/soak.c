@@ -6,6 +6,7 @@
  *
  *   soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]
  *   soak --replay SEED NOPS FLAGS [--trace]   one run, in this process
+ *   soak --shrink SEED NOPS FLAGS             shrink a failing run to a minimal one
  *   soak --replay-file FILE [FLAGS] [--trace]  replay a saved recording (FLAGS: the
  *                                              run's DIFF_SMALL_WINDOW / DIFF_POOL_LIMIT)
  *
@@ -419,7 +420,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]\n"
 		"       soak --replay SEED NOPS FLAGS [--trace]\n"
-		"       soak --replay-file FILE [FLAGS] [--trace]\n");
+		"       soak --replay-file FILE [FLAGS] [--trace]\n"
+		"       soak --shrink SEED NOPS FLAGS\n");
 	exit(2);
 }
 
@@ -445,6 +447,17 @@ int main(int argc, char **argv)
 
 		printf("%s\n", rc ? err : "run passed");
 		return rc ? 1 : 0;
+	}
+	if (argc >= 5 && strcmp(argv[1], "--shrink") == 0) {
+		shared_err = mmap(NULL, ERR_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				  -1, 0);
+		if (shared_err == MAP_FAILED) {
+			perror("mmap");
+			return 2;
+		}
+		investigate(strtoull(argv[2], NULL, 0), (unsigned)strtoul(argv[3], NULL, 0),
+			    (unsigned)strtoul(argv[4], NULL, 0));
+		return 0;
 	}
 	if (argc >= 3 && strcmp(argv[1], "--replay-file") == 0) {
 		unsigned flags = argc >= 4 && argv[3][0] != '-' ? (unsigned)strtoul(argv[3], NULL, 0) : 0;
