@@ -169,6 +169,17 @@ Test(discard, discarded_vmo_writes_fail_with_enoent)
 	cr_assert(is_discarded(d));
 }
 
+Test(discard, discarded_vmo_commit_and_zero_fail_with_enoent)
+{
+	uvmo_vmo_t *o;
+	uvmo_vmo_t *d = discarded_vmo(&o);
+	uvmo_vmo_close(o); /* room in the pool: only the discard can refuse */
+	expect_rc(-ENOENT, uvmo_vmo_op_range(d, UVMO_OP_COMMIT, 0, DPAGES * PG));
+	expect_rc(-ENOENT, uvmo_vmo_op_range(d, UVMO_OP_ZERO, 0, PG));
+	cr_assert(is_discarded(d));
+	cr_assert_eq(info_of(d).committed_bytes, 0);
+}
+
 Test(discard, discarded_vmo_still_reports_its_size_and_info)
 {
 	uvmo_vmo_t *d = discarded_vmo(NULL);
