@@ -7,11 +7,13 @@
 # runs fresh random seeds against the reference model until SECONDS have
 # elapsed.  Stops at the first failure, printing the seed, the command that
 # replays it, and a shrunk minimal sequence of operations that still fails.
-# Extra options go to the runner: --seed BASE, --nops N, --flags F, --no-shrink.
+# Extra options go to the runner: --seed BASE, --nops N, --flags F,
+# --or-flags F (e.g. 0x100: skip the leak bound while a known leak is open),
+# --no-shrink.
 set -eu
 
 if [ $# -lt 1 ]; then
-	echo "usage: $0 SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]" >&2
+	echo "usage: $0 SECONDS [--seed BASE] [--nops N] [--flags F] [--or-flags F] [--no-shrink]" >&2
 	exit 2
 fi
 

@@ -28,6 +28,10 @@
 					* DIFF_POOL_LIMIT_BYTES: calls that need frames
 					* may fail with -ENOMEM, and must change nothing */
 
+#define DIFF_NO_LEAK_CHECK  (1u << 8) /* skip the "pool holds no more than eager copies
+					* of the live VMOs" bound (to hunt other bugs
+					* while a known leak is open) */
+
 #define DIFF_POOL_LIMIT_BYTES (256u * 4096u)
 
 /* Depth (clone generations below a root) every run of DIFF_MIN_OPS_FOR_DEPTH

@@ -4,7 +4,8 @@
  * out or a run fails; then shrink the failing run to a minimal sequence of
  * operations that still fails.
  *
- *   soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]
+ *   soak SECONDS [--seed BASE] [--nops N] [--flags F] [--or-flags F] [--no-shrink]
+ *        (--or-flags adds DIFF_* flags to every run, e.g. 0x100 DIFF_NO_LEAK_CHECK)
  *   soak --replay SEED NOPS FLAGS [--trace]   one run, in this process
  *   soak --shrink SEED NOPS FLAGS             shrink a failing run to a minimal one
  *   soak --replay-file FILE [FLAGS] [--trace]  replay a saved recording (FLAGS: the
@@ -418,7 +419,7 @@ static int replay_file(const char *path, unsigned flags)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: soak SECONDS [--seed BASE] [--nops N] [--flags F] [--no-shrink]\n"
+		"usage: soak SECONDS [--seed BASE] [--nops N] [--flags F] [--or-flags F] [--no-shrink]\n"
 		"       soak --replay SEED NOPS FLAGS [--trace]\n"
 		"       soak --replay-file FILE [FLAGS] [--trace]\n"
 		"       soak --shrink SEED NOPS FLAGS\n");
@@ -430,6 +431,7 @@ int main(int argc, char **argv)
 	bool trace = false, do_shrink = true;
 	uint64_t base = 0;
 	long nops_fixed = -1, flags_fixed = -1;
+	unsigned flags_or = 0;
 	bool have_base = false;
 
 	for (int i = 1; i < argc; i++)
@@ -477,6 +479,8 @@ int main(int argc, char **argv)
 			nops_fixed = strtol(argv[++i], NULL, 0);
 		} else if (strcmp(argv[i], "--flags") == 0 && i + 1 < argc) {
 			flags_fixed = strtol(argv[++i], NULL, 0);
+		} else if (strcmp(argv[i], "--or-flags") == 0 && i + 1 < argc) {
+			flags_or = (unsigned)strtoul(argv[++i], NULL, 0);
 		} else if (strcmp(argv[i], "--no-shrink") == 0) {
 			do_shrink = false;
 		} else if (strcmp(argv[i], "--trace") != 0) {
@@ -513,6 +517,8 @@ int main(int argc, char **argv)
 					       : 2000 + (unsigned)(mix(seed) % 18001);
 		unsigned flags = flags_fixed >= 0 ? (unsigned)flags_fixed
 						  : kinds[mix(seed ^ 1) % (sizeof(kinds) / sizeof(kinds[0]))];
+
+		flags |= flags_or;
 
 		printf("soak: run %" PRIu64 ": seed %" PRIu64 " nops %u flags 0x%x\n", i, seed, nops,
 		       flags);
