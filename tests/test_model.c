@@ -17,7 +17,7 @@
 #include "model/model.h"
 
 #define PG UVMO_PAGE_SIZE
-#define OPS 10000u
+#define OPS 20000u
 
 static void run(uint64_t seed, unsigned nops, unsigned flags)
 {
