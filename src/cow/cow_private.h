@@ -202,6 +202,11 @@ bool cow_page_seen_by_others(const struct cow_node *h, uint64_t pg,
 int cow_fork_page(struct cow_node *n, uint64_t pg);
 /* How many new frames cow_fork_page(n, pg) would take now. */
 uint64_t cow_fork_cost(struct cow_node *n, uint64_t pg);
+/* Placement rule (L3): the frame at slot @fpg of @from becomes node @to's
+ * page @tpg — staying where it is if @to lends from @from (or it is @to's
+ * own slot), else copied to @to's own window.  Returns @to's new entry. */
+uint16_t cow_place_frame(struct pmm_window *from, uint64_t fpg,
+			 struct cow_node *to, uint64_t tpg);
 /* Empty slot @pg of @n's home window of any frame lent to an ancestor. */
 void cow_claim_home_slot(struct cow_node *n, uint64_t pg);
 /* Release @n's claim on its content at @pg: its own frame, and ancestor

@@ -73,26 +73,32 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg)
 	}
 }
 
+uint16_t cow_place_frame(struct pmm_window *from, uint64_t fpg,
+			struct cow_node *to, uint64_t tpg)
+{
+	if (node_hidden(to)) {
+		if (from == to->lender) {
+			UVMO_ASSERT(fpg == tpg); /* (L1) */
+			return E_PRESENT;
+		}
+		pmm_frame_move(to->home, tpg, from, fpg);
+		return E_PRESENT | E_HOME;
+	}
+	if (from == to->home) {
+		UVMO_ASSERT(fpg == tpg); /* lent from @to: taken in place */
+		return E_PRESENT;
+	}
+	cow_claim_home_slot(to, tpg);
+	pmm_frame_move(to->home, tpg, from, fpg);
+	return E_PRESENT;
+}
+
 /* Hand hidden @cur's page down to @child, which alone needs it now. */
 static void move_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
 		      struct cow_node *child, uint64_t chpg)
 {
-	struct pmm_window *from = entry_window(cur, e);
-	uint16_t ne = E_PRESENT;
+	uint16_t ne = cow_place_frame(entry_window(cur, e), cpg, child, chpg);
 
-	if (node_hidden(child)) {
-		if (from == child->lender) {
-			UVMO_ASSERT(cpg == chpg); /* (L1) */
-		} else {
-			pmm_frame_move(child->home, chpg, from, cpg);
-			ne |= E_HOME;
-		}
-	} else if (from == child->home) {
-		UVMO_ASSERT(cpg == chpg); /* lent from child: take it in place */
-	} else {
-		cow_claim_home_slot(child, chpg);
-		pmm_frame_move(child->home, chpg, from, cpg);
-	}
 	node_set_entry(cur, cpg, 0);
 	node_set_entry(child, chpg, ne); /* chunk reserved by the caller */
 	count(&cow_counters.moves, 1);

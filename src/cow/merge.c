@@ -39,26 +39,12 @@ static void free_own_frames(struct cow_node *n)
 	n->split_entries = 0;
 }
 
-/* Move hidden @h's page @pg (entry @e) to survivor @s at @spg, by (L3). */
+/* Move hidden @h's page @pg (entry @e) to survivor @s at @spg. */
 static void move_into_survivor(struct cow_node *h, uint64_t pg, uint16_t e,
 			       struct cow_node *s, uint64_t spg)
 {
-	struct pmm_window *from = entry_window(h, e);
-	uint16_t ne = E_PRESENT;
+	uint16_t ne = cow_place_frame(entry_window(h, e), pg, s, spg);
 
-	if (node_hidden(s)) {
-		if (from == s->lender) {
-			UVMO_ASSERT(pg == spg);
-		} else {
-			pmm_frame_move(s->home, spg, from, pg);
-			ne |= E_HOME;
-		}
-	} else if (from != s->home) {
-		cow_claim_home_slot(s, spg);
-		pmm_frame_move(s->home, spg, from, pg);
-	} else {
-		UVMO_ASSERT(pg == spg);
-	}
 	if (node_set_entry(s, spg, ne) < 0) {
 		/* Needs a 176-byte chunk; without it content would be lost. */
 		fputs("uvmo: out of memory while merging a clone tree\n", stderr);
@@ -127,11 +113,14 @@ static void merge_into_survivor(struct cow_node *h, struct cow_node *s)
 	if (merge_by_taking_list(h, s))
 		goto relink;
 	PL_FOREACH(&h->pages, 0, UINT64_MAX, pg, e) {
+		/* Exact visibility: inside the survivor's window, not split
+		 * off to its side, and seen by some node of its subtree (a
+		 * hidden survivor's children may see less than it does). */
 		bool visible = pg >= s_first && pg - s_first < s_count &&
-			       !(e & s_split);
+			       !(e & s_split) && cow_side_sees(s, pg, NULL);
 		uint64_t spg = pg - s_first;
 
-		if (visible && pl_get(&s->pages, spg) == 0) {
+		if (visible) {
 			if (e & E_ZERO) {
 				if (node_set_entry(s, spg, E_ZERO) < 0)
 					abort();

@@ -235,6 +235,16 @@ static void release_range_root(struct cow_node *n, uint64_t first, uint64_t end)
 		pmm_frame_free(n->home, run_start, run_len);
 }
 
+/* Frames zero_partial will take for page @pg: none if it reads zero. */
+static uint64_t zero_partial_cost(struct cow_node *n, uint64_t pg)
+{
+	struct cow_hit hit;
+	cow_lookup(n, pg, &hit, NULL);
+	if (!hit.owner || !(hit.e & E_PRESENT))
+		return 0;
+	return cow_fork_cost(n, pg);
+}
+
 /* Zero part of one page: only if it can hold anything but zeros. */
 static int zero_partial(struct cow_node *n, uint64_t pg, uint64_t inoff, uint64_t len)
 {
@@ -260,6 +270,16 @@ int cow_zero(struct cow_node *n, uint64_t off, uint64_t len)
 		uint64_t first_full = page_round_up(off);
 		uint64_t end_full = page_round_down(end);
 
+		/* Partial pages may need their own copy first: reserve those
+		 * frames up front, so that running out changes nothing. */
+		uint64_t need = 0;
+		if (off < first_full || first_full > end_full)
+			need += zero_partial_cost(n, off >> PAGE_SHIFT);
+		if (end_full < end && end_full >= first_full)
+			need += zero_partial_cost(n, end_full >> PAGE_SHIFT);
+		rc = pmm_reserve(need);
+		if (rc < 0)
+			goto out;
 		if (first_full > end_full) {
 			/* Inside one page. */
 			rc = zero_partial(n, off >> PAGE_SHIFT, off & (PAGE_SIZE - 1), len);
@@ -279,8 +299,10 @@ int cow_zero(struct cow_node *n, uint64_t off, uint64_t len)
 							   end_full >> PAGE_SHIFT);
 			}
 		}
+		pmm_unreserve();
 		VALIDATE(n);
 	}
+out:
 	tree_unlock(n->tree);
 	return rc;
 }
