@@ -24,6 +24,11 @@ struct state {
 	uint8_t *content;
 };
 
+/* Captures live until the test's process ends; keep them reachable so
+ * that the sanitizer build's leak checker does not report them. */
+static uint8_t *captures[64];
+static unsigned ncaptures;
+
 static struct state capture(uvmo_vmo_t *v)
 {
 	struct state s;
@@ -41,10 +46,6 @@ static struct state capture(uvmo_vmo_t *v)
 	s.nodes = st.nodes;
 	s.hidden = st.hidden_nodes;
 	s.content = read_all(v, NULL);
-	/* Captures live until the test's process ends; keep them reachable
-	 * so that the sanitizer build's leak checker does not report them. */
-	static uint8_t *volatile captures[64];
-	static unsigned ncaptures;
 	if (ncaptures < 64)
 		captures[ncaptures++] = s.content;
 	return s;
