@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <numaif.h>
+
 #include "pmm/pmm.h"
 
 /* Windows a test leaves alive stay reachable from here, so that the leak
@@ -215,4 +217,38 @@ Test(pool, many_create_release_cycles_do_not_fragment)
 	struct pmm_stats st;
 	pmm_get_stats(&st);
 	cr_assert_eq(st.windows, 64);
+}
+
+static int policy_of(void *addr, unsigned long *mask)
+{
+	int mode = -1;
+	*mask = 0;
+	cr_assert_eq(get_mempolicy(&mode, mask, sizeof(*mask) * 8, addr, MPOL_F_ADDR), 0);
+	return mode;
+}
+
+Test(pool, frames_follow_the_chosen_numa_node)
+{
+	struct pmm_window *w;
+	struct pmm_config cfg = { .span_bytes = 1ull << 36, .numa_node = 0 };
+	unsigned long mask;
+	cr_assert_eq(pmm_init(&cfg), 0);
+	cr_assert_eq(pmm_window_create(4, &w), 0);
+	hold(w);
+	cr_assert_eq(pmm_frame_alloc(w, 0, 1), 0);
+	cr_assert_eq(policy_of(pmm_slot_addr(w, 0), &mask), MPOL_BIND);
+	cr_assert_eq(mask, 1ul, "bound to node 0 only");
+}
+
+Test(pool, frames_default_to_local_allocation)
+{
+	struct pmm_window *w;
+	unsigned long mask;
+	pool_up(0);
+	cr_assert_eq(pmm_window_create(4, &w), 0);
+	hold(w);
+	cr_assert_eq(pmm_frame_alloc(w, 0, 1), 0);
+	int mode = policy_of(pmm_slot_addr(w, 0), &mask);
+	cr_assert(mode == MPOL_LOCAL || (mode == MPOL_PREFERRED && mask == 0),
+		  "local allocation policy, got mode %d mask %#lx", mode, mask);
 }
