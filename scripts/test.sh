@@ -17,13 +17,5 @@ status=0
 meson test -C "$build" --print-errorlogs --num-processes 2 || status=$?
 
 # Criterion's own summary of every suite, and the totals.
-log="$build/meson-logs/testlog.txt"
-if [ -f "$log" ]; then
-	grep -a "Synthesis:" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
-	grep -a "Synthesis:" "$log" | sed 's/\x1b\[[0-9;]*m//g' | awk -F'|' '
-		{ for (i = 1; i <= NF; i++) {
-			if ($i ~ /Passing:/) { split($i, a, ":"); pass += a[2] }
-			if ($i ~ /Failing:/) { split($i, a, ":"); fail += a[2] } } }
-		END { printf "criterion: %d passed, %d failed\n", pass, fail }'
-fi
+scripts/criterion-summary.sh "$build"
 exit $status
