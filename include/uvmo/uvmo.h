@@ -65,7 +65,13 @@ struct uvmo_config {
 	 *  the default), i.e. 1 places frames on node 0.  Default (0): the
 	 *  environment variable UVMO_NUMA_NODE if set, else local allocation. */
 	int numa_node;
-	uint32_t reserved[7];
+	/** Handler threads serving page faults; 0 (default): one per CPU,
+	 *  each pinned to its CPU. */
+	uint32_t fault_threads;
+	/** Bytes of address space reserved at start-up for the root VMAR
+	 *  (costs no memory).  Default 4 TiB, shrunk until it fits. */
+	uint64_t root_vmar_size;
+	uint32_t reserved[4];
 };
 
 /**
@@ -285,6 +291,111 @@ struct uvmo_vmo_info {
  * Errors: -EINVAL (NULL), -EBADF.  Thread-safety: safe.
  */
 int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info);
+
+/* ------------------------------------------------------------------------ */
+/* VMARs and mappings                                                        */
+/* ------------------------------------------------------------------------ */
+
+/** A handle to a VMAR (virtual memory address region).  Opaque. */
+typedef struct uvmo_vmar uvmo_vmar_t;
+
+/* uvmo_vmar_map / _protect permissions */
+#define UVMO_PERM_READ    (1u << 0)
+#define UVMO_PERM_WRITE   (1u << 1)
+#define UVMO_PERM_EXECUTE (1u << 2)
+/* placement */
+#define UVMO_VMAR_SPECIFIC           (1u << 3) /**< at exactly vmar_offset */
+#define UVMO_VMAR_SPECIFIC_OVERWRITE (1u << 4) /**< at vmar_offset, replacing mappings there */
+/* uvmo_vmar_map only */
+#define UVMO_VMAR_MAP_RANGE    (1u << 5) /**< populate now: every page of the range */
+#define UVMO_VMAR_ALLOW_FAULTS (1u << 6) /**< the mapping may extend past the VMO's end */
+/* uvmo_vmar_allocate only: what the new region may hold */
+#define UVMO_VMAR_CAN_MAP_READ     (1u << 8)
+#define UVMO_VMAR_CAN_MAP_WRITE    (1u << 9)
+#define UVMO_VMAR_CAN_MAP_EXECUTE  (1u << 10)
+#define UVMO_VMAR_CAN_MAP_SPECIFIC (1u << 11)
+
+/** uvmo_vmar_op_range / uvmo_vmo_op_range: populate without writing. */
+#define UVMO_OP_MAP_RANGE 9u
+
+/**
+ * uvmo_vmar_root - the root VMAR.
+ *
+ * A region of address space reserved at initialisation (see
+ * uvmo_config.root_vmar_size), so uvmo mappings never collide with the
+ * rest of the process.  It may hold anything (all CAN_MAP_* rights) and is
+ * never destroyed; closing it does nothing.  NULL only if initialisation
+ * failed.  Thread-safety: safe.
+ */
+uvmo_vmar_t *uvmo_vmar_root(void);
+
+/**
+ * uvmo_vmar_allocate - carve a sub-region out of @parent.
+ * @options: CAN_MAP_* rights (within the parent's), optionally
+ *           UVMO_VMAR_SPECIFIC to place it at @offset.
+ * @offset:  page-aligned offset in @parent (only with SPECIFIC).
+ * @size:    page-aligned, non-zero.
+ * @child:   receives the handle; @addr (may be NULL) its start address.
+ * Errors: -EINVAL (NULL, bad bits, unaligned or zero size), -EACCES (rights
+ * beyond the parent's; SPECIFIC without the parent's CAN_MAP_SPECIFIC),
+ * -ENOMEM (no room; SPECIFIC range not free), -EBADF (closed or destroyed).
+ */
+int uvmo_vmar_allocate(uvmo_vmar_t *parent, uint32_t options, uint64_t offset,
+		       uint64_t size, uvmo_vmar_t **child, void **addr);
+
+/**
+ * uvmo_vmar_map - map [vmo_offset, vmo_offset + len) of @vmo into @vmar.
+ * @options: UVMO_PERM_* (at least READ when WRITE or EXECUTE), placement
+ *           (SPECIFIC, SPECIFIC_OVERWRITE), MAP_RANGE, ALLOW_FAULTS.
+ * @addr:    receives the address.
+ *
+ * Accesses behave like ordinary memory with the VMO's copy-on-write
+ * semantics, system calls included; all mappings of a VMO (and its
+ * slices) and uvmo_vmo_read/_write agree byte for byte.  A mapping keeps
+ * its VMO alive after uvmo_vmo_close.  An access past the VMO's end raises
+ * SIGBUS; a write to a mapping without UVMO_PERM_WRITE raises SIGSEGV.
+ * Errors: -EINVAL (NULL, bad bits, unaligned, zero length), -EACCES (the
+ * VMAR's CAN_MAP_* or the VMO handle's rights do not allow it), -ERANGE
+ * (range past the VMO's end without ALLOW_FAULTS), -ENOMEM (no room, or
+ * MAP_RANGE could not commit), -EBADF.
+ */
+int uvmo_vmar_map(uvmo_vmar_t *vmar, uint32_t options, uint64_t vmar_offset,
+		  uvmo_vmo_t *vmo, uint64_t vmo_offset, uint64_t len, void **addr);
+
+/**
+ * uvmo_vmar_unmap - remove every mapping in [addr, addr + len).
+ *
+ * Partly covered mappings are split; sub-VMARs inside the range are
+ * destroyed.  All or nothing.  Errors: -EINVAL (unaligned, zero, outside
+ * @vmar, or the range cuts a sub-VMAR in part), -EBADF.
+ */
+int uvmo_vmar_unmap(uvmo_vmar_t *vmar, void *addr, uint64_t len);
+
+/**
+ * uvmo_vmar_protect - change the permissions of [addr, addr + len).
+ *
+ * The range must be fully covered by mappings; partly covered mappings
+ * are split.  All or nothing.  Errors: -EINVAL, -EACCES (beyond the VMAR's
+ * or a VMO handle's rights), -ENOMEM (a hole in the range), -EBADF.
+ */
+int uvmo_vmar_protect(uvmo_vmar_t *vmar, uint32_t options, void *addr, uint64_t len);
+
+/**
+ * uvmo_vmar_op_range - apply a VMO operation to the mapped range.
+ * @op: UVMO_OP_COMMIT, _DECOMMIT, _MAP_RANGE, _DONT_NEED, _ALWAYS_NEED.
+ * Errors: as uvmo_vmo_op_range; -ENOMEM if the range has holes.
+ */
+int uvmo_vmar_op_range(uvmo_vmar_t *vmar, uint32_t op, void *addr, uint64_t len);
+
+/**
+ * uvmo_vmar_destroy - unmap everything in @vmar and its sub-regions; the
+ * handle then refuses every call (-EBADF) until closed.  The root cannot be
+ * destroyed (-EACCES).
+ */
+int uvmo_vmar_destroy(uvmo_vmar_t *vmar);
+
+/** uvmo_vmar_close - drop the handle (does not unmap).  NULL is ignored. */
+void uvmo_vmar_close(uvmo_vmar_t *vmar);
 
 #ifdef __cplusplus
 }
