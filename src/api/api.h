@@ -19,8 +19,16 @@
 
 #include "cow/cow.h"
 
-struct uvmo_vmo {
+/* What every handle-reachable object starts with. */
+enum handle_type { HANDLE_VMO = 1, HANDLE_VMAR = 2 };
+struct handle_obj {
 	_Atomic uint32_t refs;
+	enum handle_type type;
+	void (*destroy)(struct handle_obj *obj); /* when refs reach 0 */
+};
+
+struct uvmo_vmo {
+	struct handle_obj hdr;
 	struct cow_node *node;  /* one reference */
 	uint64_t offset;        /* slice: start of the window in node */
 	uint64_t slice_size;    /* slice: fixed size */
@@ -49,15 +57,25 @@ uint64_t api_resizable_window(void);
 uint64_t api_next_id(void);
 
 /* handle.c */
-int handle_install(struct uvmo_vmo *obj, uvmo_vmo_t **out);
-/* The object with a reference taken for the call, or NULL (stale). */
-struct uvmo_vmo *handle_get(uvmo_vmo_t *h);
+int handle_install(struct handle_obj *obj, void **out);
+/* The object of that type with a reference taken for the call, or NULL
+ * (stale handle, or a handle of another type). */
+struct handle_obj *handle_get(const void *h, enum handle_type type);
 /* Remove the handle; returns the table's reference, or NULL. */
-struct uvmo_vmo *handle_remove(uvmo_vmo_t *h);
-void vmo_get(struct uvmo_vmo *obj);
-void vmo_put(struct uvmo_vmo *obj);
+struct handle_obj *handle_remove(const void *h, enum handle_type type);
+void obj_get(struct handle_obj *obj);
+void obj_put(struct handle_obj *obj);
 /* Remove every handle (shutdown); returns how many were open. */
 uint64_t handle_close_all(void);
-uint64_t handle_count(void);
+uint64_t handle_count(enum handle_type type);
+
+/* vmo.c */
+void vmo_destroy(struct handle_obj *obj);
+static inline void vmo_put(struct uvmo_vmo *obj)
+{
+	obj_put(&obj->hdr);
+}
+/* The VMO object of a handle, referenced, or NULL with *rc set. */
+struct uvmo_vmo *vmo_from_handle(uvmo_vmo_t *h, int *rc);
 
 #endif

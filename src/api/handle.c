@@ -13,20 +13,20 @@
 struct slot {
 	uint32_t gen;
 	uint32_t next_free; /* index + 1 of the next free slot, 0 = none */
-	struct uvmo_vmo *obj;
+	struct handle_obj *obj;
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot *slots;
 static uint32_t nslots, free_head, live;
 
-static uvmo_vmo_t *encode(uint32_t index, uint32_t gen)
+static void *encode(uint32_t index, uint32_t gen)
 {
-	return (uvmo_vmo_t *)(uintptr_t)(((uint64_t)gen << 32) | (index + 1));
+	return (void *)(uintptr_t)(((uint64_t)gen << 32) | (index + 1));
 }
 
 /* The slot a handle names, if it is live (table lock held). */
-static struct slot *decode(uvmo_vmo_t *h)
+static struct slot *decode(const void *h)
 {
 	uint64_t v = (uint64_t)(uintptr_t)h;
 	uint32_t index = (uint32_t)v - 1;
@@ -39,7 +39,7 @@ static struct slot *decode(uvmo_vmo_t *h)
 	return &slots[index];
 }
 
-int handle_install(struct uvmo_vmo *obj, uvmo_vmo_t **out)
+int handle_install(struct handle_obj *obj, void **out)
 {
 	uint32_t index;
 
@@ -75,23 +75,23 @@ int handle_install(struct uvmo_vmo *obj, uvmo_vmo_t **out)
 	return 0;
 }
 
-struct uvmo_vmo *handle_get(uvmo_vmo_t *h)
+struct handle_obj *handle_get(const void *h, enum handle_type type)
 {
-	struct uvmo_vmo *obj = NULL;
+	struct handle_obj *obj = NULL;
 
 	pthread_mutex_lock(&table_lock);
 	struct slot *s = decode(h);
-	if (s) {
+	if (s && s->obj->type == type) {
 		obj = s->obj;
-		vmo_get(obj);
+		obj_get(obj);
 	}
 	pthread_mutex_unlock(&table_lock);
 	return obj;
 }
 
-static struct uvmo_vmo *slot_release(struct slot *s)
+static struct handle_obj *slot_release(struct slot *s)
 {
-	struct uvmo_vmo *obj = s->obj;
+	struct handle_obj *obj = s->obj;
 	s->obj = NULL;
 	s->gen = s->gen + 1 ? s->gen + 1 : 1;
 	s->next_free = free_head;
@@ -100,22 +100,24 @@ static struct uvmo_vmo *slot_release(struct slot *s)
 	return obj;
 }
 
-struct uvmo_vmo *handle_remove(uvmo_vmo_t *h)
+struct handle_obj *handle_remove(const void *h, enum handle_type type)
 {
-	struct uvmo_vmo *obj = NULL;
+	struct handle_obj *obj = NULL;
 
 	pthread_mutex_lock(&table_lock);
 	struct slot *s = decode(h);
-	if (s)
+	if (s && s->obj->type == type)
 		obj = slot_release(s);
 	pthread_mutex_unlock(&table_lock);
 	return obj;
 }
 
-uint64_t handle_count(void)
+uint64_t handle_count(enum handle_type type)
 {
+	uint64_t n = 0;
 	pthread_mutex_lock(&table_lock);
-	uint64_t n = live;
+	for (uint32_t i = 0; i < nslots; i++)
+		n += slots[i].obj && slots[i].obj->type == type;
 	pthread_mutex_unlock(&table_lock);
 	return n;
 }
@@ -125,7 +127,7 @@ uint64_t handle_close_all(void)
 	uint64_t closed = 0;
 
 	for (;;) {
-		struct uvmo_vmo *obj = NULL;
+		struct handle_obj *obj = NULL;
 		pthread_mutex_lock(&table_lock);
 		for (uint32_t i = 0; i < nslots && !obj; i++)
 			if (slots[i].obj)
@@ -133,28 +135,21 @@ uint64_t handle_close_all(void)
 		pthread_mutex_unlock(&table_lock);
 		if (!obj)
 			break;
-		vmo_put(obj);
+		obj_put(obj);
 		closed++;
 	}
 	return closed;
 }
 
-void vmo_get(struct uvmo_vmo *obj)
+void obj_get(struct handle_obj *obj)
 {
 	atomic_fetch_add(&obj->refs, 1);
 }
 
-void vmo_put(struct uvmo_vmo *obj)
+void obj_put(struct handle_obj *obj)
 {
-	if (atomic_fetch_sub(&obj->refs, 1) != 1)
-		return;
-	cow_node_unref(obj->node);
-	if (obj->creator_children) {
-		atomic_fetch_sub(&obj->creator_children->live, 1);
-		child_count_put(obj->creator_children);
-	}
-	child_count_put(obj->children);
-	free(obj);
+	if (atomic_fetch_sub(&obj->refs, 1) == 1)
+		obj->destroy(obj);
 }
 
 struct child_count *child_count_new(void)

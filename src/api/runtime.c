@@ -155,7 +155,7 @@ UVMO_EXPORT int uvmo_get_stats(struct uvmo_stats *out)
 	out->committed_bytes = ps.frames << PAGE_SHIFT;
 	out->peak_committed_bytes = ps.peak_frames << PAGE_SHIFT;
 	out->host_bytes = ps.host_bytes;
-	out->vmos = handle_count();
+	out->vmos = handle_count(HANDLE_VMO);
 	out->nodes = cs.nodes;
 	out->hidden_nodes = cs.hidden_nodes;
 	out->windows = ps.windows;

@@ -18,7 +18,7 @@
 #define CHILD_OPTIONS (CHILD_TYPES | UVMO_CHILD_RESIZABLE | UVMO_CHILD_NO_WRITE)
 
 /* Look the handle up, initialising on first use.  Sets rc. */
-static struct uvmo_vmo *get(uvmo_vmo_t *h, int *rc)
+struct uvmo_vmo *vmo_from_handle(uvmo_vmo_t *h, int *rc)
 {
 	if (!h) {
 		*rc = -EINVAL;
@@ -27,10 +27,24 @@ static struct uvmo_vmo *get(uvmo_vmo_t *h, int *rc)
 	*rc = api_ensure_init();
 	if (*rc < 0)
 		return NULL;
-	struct uvmo_vmo *obj = handle_get(h);
+	struct handle_obj *obj = handle_get(h, HANDLE_VMO);
 	if (!obj)
 		*rc = -EBADF;
-	return obj;
+	return (struct uvmo_vmo *)obj;
+}
+
+
+void vmo_destroy(struct handle_obj *hobj)
+{
+	struct uvmo_vmo *obj = (struct uvmo_vmo *)hobj;
+
+	cow_node_unref(obj->node);
+	if (obj->creator_children) {
+		atomic_fetch_sub(&obj->creator_children->live, 1);
+		child_count_put(obj->creator_children);
+	}
+	child_count_put(obj->children);
+	free(obj);
 }
 
 static uint64_t obj_size(struct uvmo_vmo *obj)
@@ -59,7 +73,9 @@ static struct uvmo_vmo *new_object(struct cow_node *node)
 		free(obj);
 		return NULL;
 	}
-	atomic_init(&obj->refs, 1);
+	atomic_init(&obj->hdr.refs, 1);
+	obj->hdr.type = HANDLE_VMO;
+	obj->hdr.destroy = vmo_destroy;
 	obj->node = node;
 	obj->id = api_next_id();
 	return obj;
@@ -69,7 +85,7 @@ static struct uvmo_vmo *new_object(struct cow_node *node)
  * reference (and creator reference) are dropped. */
 static int publish(struct uvmo_vmo *obj, uvmo_vmo_t **out)
 {
-	int rc = handle_install(obj, out);
+	int rc = handle_install(&obj->hdr, (void **)out);
 	if (rc < 0)
 		vmo_put(obj);
 	return rc;
@@ -119,15 +135,15 @@ UVMO_EXPORT void uvmo_vmo_close(uvmo_vmo_t *vmo)
 {
 	if (!vmo || api_ensure_init() < 0)
 		return;
-	struct uvmo_vmo *obj = handle_remove(vmo);
+	struct handle_obj *obj = handle_remove(vmo, HANDLE_VMO);
 	if (obj)
-		vmo_put(obj);
+		obj_put(obj);
 }
 
 UVMO_EXPORT int uvmo_vmo_read(uvmo_vmo_t *vmo, void *buf, uint64_t offset, size_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = get(vmo, &rc);
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
 	if (!obj)
 		return rc;
 	if (!buf && len)
@@ -142,7 +158,7 @@ UVMO_EXPORT int uvmo_vmo_write(uvmo_vmo_t *vmo, const void *buf, uint64_t offset
 			       size_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = get(vmo, &rc);
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
 	if (!obj)
 		return rc;
 	if (!buf && len)
@@ -160,7 +176,7 @@ UVMO_EXPORT int uvmo_vmo_get_size(uvmo_vmo_t *vmo, uint64_t *size)
 	int rc;
 	if (!size)
 		return -EINVAL;
-	struct uvmo_vmo *obj = get(vmo, &rc);
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
 	if (!obj)
 		return rc;
 	*size = obj_size(obj);
@@ -171,7 +187,7 @@ UVMO_EXPORT int uvmo_vmo_get_size(uvmo_vmo_t *vmo, uint64_t *size)
 UVMO_EXPORT int uvmo_vmo_set_size(uvmo_vmo_t *vmo, uint64_t size)
 {
 	int rc;
-	struct uvmo_vmo *obj = get(vmo, &rc);
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
 	if (!obj)
 		return rc;
 	if (!page_aligned(size))
@@ -227,7 +243,7 @@ UVMO_EXPORT int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset,
 				  uint64_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = get(vmo, &rc);
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
 	if (!obj)
 		return rc;
 	switch (op) {
@@ -323,7 +339,7 @@ UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 
 	if (!out)
 		return -EINVAL;
-	struct uvmo_vmo *pobj = get(parent, &rc);
+	struct uvmo_vmo *pobj = vmo_from_handle(parent, &rc);
 	if (!pobj)
 		return rc;
 	rc = check_child_args(options, offset, size);
@@ -348,7 +364,7 @@ UVMO_EXPORT int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info)
 
 	if (!info)
 		return -EINVAL;
-	struct uvmo_vmo *obj = get(vmo, &rc);
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
 	if (!obj)
 		return rc;
 	cow_get_info(obj->node, obj->offset,
