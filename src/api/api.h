@@ -69,6 +69,10 @@ void obj_put(struct handle_obj *obj);
 uint64_t handle_close_all(void);
 uint64_t handle_count(enum handle_type type);
 
+/* vmar.c */
+int api_vmar_init(void);
+void api_vmar_fini(void);
+
 /* vmo.c */
 void vmo_destroy(struct handle_obj *obj);
 static inline void vmo_put(struct uvmo_vmo *obj)

@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "pmm/pmm.h"
+#include "uffd/uffd.h"
 
 #define DEFAULT_SPAN (16ull << 40)            /* 16 TiB of file offsets */
 #define MIN_SPAN (64ull << 30)
@@ -104,6 +105,20 @@ static int init_locked(const struct uvmo_config *cfg)
 	if (rc < 0)
 		return rc;
 	cow_init();
+	struct uffd_config uc = {
+		.root_size = cfg ? cfg->root_vmar_size : 0,
+		.threads = cfg ? cfg->fault_threads : 0,
+	};
+	rc = uffd_init(&uc);
+	if (rc == 0) {
+		rc = api_vmar_init();
+		if (rc < 0)
+			uffd_fini();
+	}
+	if (rc < 0) {
+		pmm_fini();
+		return rc;
+	}
 	atomic_store(&initialised, true);
 	return 0;
 }
@@ -131,6 +146,8 @@ UVMO_EXPORT void uvmo_shutdown(void)
 	pthread_mutex_lock(&init_lock);
 	if (atomic_load(&initialised)) {
 		handle_close_all();
+		api_vmar_fini();
+		uffd_fini();
 		pmm_fini();
 		atomic_store(&initialised, false);
 	}

@@ -72,6 +72,9 @@ int cow_snapshot(struct cow_node *n, uint64_t off, uint64_t size,
 	child->parent_limit = min_u64(min_u64(size, visible), n->size - off);
 	child->refs = 1;
 
+	/* Frames N owned are now borrowed: no mapping may write them in
+	 * place any more. */
+	cow_notify_snapshot(n);
 	VALIDATE(n);
 	tree_unlock(n->tree);
 	*out = child;

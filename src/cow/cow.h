@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "base.h"
 
@@ -79,6 +80,52 @@ struct cow_stats {
 	uint64_t metadata_bytes;
 };
 void cow_get_stats(struct cow_stats *out);
+
+/* ---- for the mapping layer (uffd) ---- */
+
+/*
+ * A mapping of a node, kept on the node so that cow can keep it coherent.
+ * The callbacks run with the tree lock held: they may make system calls on
+ * the mapping but must not call into cow.
+ */
+struct cow_mapping;
+struct cow_mapping_ops {
+	/* Map the window (at pool file offset @file_offset) into place;
+	 * @write_protect: the node has borrowed frames in its window, which
+	 * the mapping must not write in place.  0 or a negative errno. */
+	int (*install)(struct cow_mapping *m, uint64_t file_offset, bool write_protect);
+	/* A snapshot was taken: remove write access from every page. */
+	void (*write_protect)(struct cow_mapping *m);
+	/* The node's window moved to @file_offset (remap there), or its size
+	 * changed from @old_size to @new_size (pages past the old end may have
+	 * been refused and must be retried). */
+	void (*window_changed)(struct cow_mapping *m, uint64_t file_offset,
+			       uint64_t old_size, uint64_t new_size);
+};
+struct cow_mapping {
+	const struct cow_mapping_ops *ops;
+	LIST_ENTRY(cow_mapping) link;
+};
+
+/* Make sure @n's window covers @bytes (a mapping must never reach into
+ * another window), install @m through its ops and attach it, all under the
+ * tree lock, so no snapshot or resize can slip in between.  The mapping
+ * holds a reference on @n.  -ENOMEM if the window cannot grow, or the
+ * install's error. */
+int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes);
+/* Attach a piece split off an attached mapping (no install needed). */
+void cow_mapping_attach_split(struct cow_node *n, struct cow_mapping *m);
+/* Run @fn(@arg) under @n's tree lock: how the mapping layer changes what
+ * its callbacks read (ranges, permissions) without racing them. */
+void cow_mapping_update(struct cow_node *n, void (*fn)(void *arg), void *arg);
+void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m);
+/* A fault on page @pg of @n: make @n own it (copy-on-write or zero fill).
+ * 0, or -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT
+ * (discarded). */
+int cow_fault(struct cow_node *n, uint64_t pg);
+/* Tell cow which buffers may be uvmo mappings: those are never touched
+ * with a tree lock held (they are bounced). */
+void cow_set_managed_memory(bool (*managed)(const void *p, size_t len));
 
 /* Walk and check every invariant of @n's tree; abort on violation.  Always
  * available (tests call it directly); -Dvalidation=true also runs it after

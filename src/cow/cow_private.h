@@ -101,6 +101,8 @@ struct cow_node {
 	uint32_t flags; /* N_* */
 	uint32_t refs;  /* holders outside the tree; 0 for hidden nodes */
 
+	LIST_HEAD(, cow_mapping) mappings; /* non-hidden nodes */
+
 	/* discardable VMOs */
 	uint32_t lock_count;
 	bool discarded;
@@ -213,6 +215,12 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg);
  * frames only it can see.  With @leave_marker, @n reads zero there
  * afterwards (a marker is left if ancestor content would show through). */
 int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker);
+
+/* ---- mapping.c ---- */
+/* Tell every mapping of @n that its window moved or its size changed. */
+void cow_notify_window(struct cow_node *n, uint64_t old_size, uint64_t new_size);
+/* Tell every mapping of @n that a snapshot was taken. */
+void cow_notify_snapshot(struct cow_node *n);
 
 /* ---- merge.c ---- */
 /* @n (non-hidden) has no holders left: free it and merge its parent. */

@@ -40,7 +40,51 @@ static void read_page(struct cow_node *n, uint64_t pg, uint64_t inoff,
 		memset(dst, 0, len);
 }
 
+static bool (*memory_managed)(const void *p, size_t len);
+
+void cow_set_managed_memory(bool (*managed)(const void *p, size_t len))
+{
+	memory_managed = managed;
+}
+
+/* A caller's buffer that may be a uvmo mapping is never touched with a
+ * tree lock held: a fault on it would wait for that very lock. */
+static bool needs_bounce(const void *buf, size_t len)
+{
+	return len && memory_managed && memory_managed(buf, len);
+}
+
+static int read_locked(struct cow_node *n, void *buf, uint64_t off, size_t len);
+static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_t len);
+
 int cow_read(struct cow_node *n, void *buf, uint64_t off, size_t len)
+{
+	if (!needs_bounce(buf, len))
+		return read_locked(n, buf, off, len);
+	void *bounce = malloc(len);
+	if (!bounce)
+		return -ENOMEM;
+	int rc = read_locked(n, bounce, off, len);
+	if (rc == 0)
+		memcpy(buf, bounce, len);
+	free(bounce);
+	return rc;
+}
+
+int cow_write(struct cow_node *n, const void *buf, uint64_t off, size_t len)
+{
+	if (!needs_bounce(buf, len))
+		return write_locked(n, buf, off, len);
+	void *bounce = malloc(len);
+	if (!bounce)
+		return -ENOMEM;
+	memcpy(bounce, buf, len);
+	int rc = write_locked(n, bounce, off, len);
+	free(bounce);
+	return rc;
+}
+
+static int read_locked(struct cow_node *n, void *buf, uint64_t off, size_t len)
 {
 	char *dst = buf;
 
@@ -102,7 +146,7 @@ static int own_pages_root(struct cow_node *n, uint64_t first, uint64_t end)
 	return 0;
 }
 
-int cow_write(struct cow_node *n, const void *buf, uint64_t off, size_t len)
+static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_t len)
 {
 	const char *src = buf;
 
@@ -315,11 +359,13 @@ int cow_set_size(struct cow_node *n, uint64_t size)
 	if (!(n->flags & N_RESIZABLE)) {
 		rc = -ENOTSUP;
 	} else if (size > n->size) {
-		uint64_t need = size_pages(size);
+		uint64_t need = size_pages(size), old = n->size;
 		if (need > pmm_window_pages(n->home))
 			rc = pmm_window_grow(n->home, max_u64(need, 2 * pmm_window_pages(n->home)));
-		if (rc == 0)
+		if (rc == 0) {
 			n->size = size;
+			cow_notify_window(n, old, size);
+		}
 	} else if (size < n->size) {
 		uint64_t first = size_pages(size), end = size_pages(n->size);
 		/* Release with the old limits in place, so that ancestor pages

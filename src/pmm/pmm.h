@@ -107,6 +107,12 @@ void pmm_frame_zero(struct pmm_window *w, uint64_t pg, uint64_t n);
 /* True if the slot is populated in the memfd (a syscall: for validation). */
 bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg);
 
+/* The pool memfd, for mappings of windows (MAP_SHARED at a window's file
+ * offset).  Valid while the pool is up. */
+int pmm_fd(void);
+/* True if another frame could be charged now without reclaim. */
+bool pmm_has_room(void);
+
 void pmm_get_stats(struct pmm_stats *out);
 uint64_t pmm_frames_charged(void);
 

@@ -269,3 +269,13 @@ void pmm_get_stats(struct pmm_stats *out)
 	if (fstat(pool.fd, &st) == 0)
 		out->host_bytes = (uint64_t)st.st_blocks * 512;
 }
+
+int pmm_fd(void)
+{
+	return pool.fd;
+}
+
+bool pmm_has_room(void)
+{
+	return !pool.limit_frames || atomic_load(&pool.frames) < pool.limit_frames;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mapping.c — what cow does for the mapping layer: keeping mappings on
+ * their node, resolving faults, and telling mappings when the window or
+ * the size changes.
+ */
+#include <errno.h>
+
+#include "cow/cow_private.h"
+
+/* True if a hidden node borrows frames from @n's window (L1: the chain
+ * directly above it), so a mapping must not write them in place. */
+static bool has_borrowed_frames(const struct cow_node *n)
+{
+	return n->parent && n->parent->lender == n->home;
+}
+
+int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes)
+{
+	int rc = 0;
+
+	tree_lock(n->tree);
+	uint64_t old_offset = pmm_window_file_offset(n->home);
+	if (size_pages(page_round_up(bytes)) > pmm_window_pages(n->home))
+		rc = pmm_window_grow(n->home, size_pages(page_round_up(bytes)));
+	if (rc == 0 && pmm_window_file_offset(n->home) != old_offset)
+		cow_notify_window(n, n->size, n->size);
+	if (rc == 0)
+		rc = m->ops->install(m, pmm_window_file_offset(n->home),
+				     has_borrowed_frames(n));
+	if (rc == 0) {
+		LIST_INSERT_HEAD(&n->mappings, m, link);
+		n->refs++; /* a mapping keeps its VMO alive */
+	}
+	tree_unlock(n->tree);
+	return rc;
+}
+
+void cow_mapping_attach_split(struct cow_node *n, struct cow_mapping *m)
+{
+	tree_lock(n->tree);
+	LIST_INSERT_HEAD(&n->mappings, m, link);
+	n->refs++;
+	tree_unlock(n->tree);
+}
+
+void cow_mapping_update(struct cow_node *n, void (*fn)(void *arg), void *arg)
+{
+	tree_lock(n->tree);
+	fn(arg);
+	tree_unlock(n->tree);
+}
+
+void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m)
+{
+	tree_lock(n->tree);
+	LIST_REMOVE(m, link);
+	tree_unlock(n->tree);
+	cow_node_unref(n);
+}
+
+void cow_notify_window(struct cow_node *n, uint64_t old_size, uint64_t new_size)
+{
+	struct cow_mapping *m;
+	uint64_t offset = pmm_window_file_offset(n->home);
+
+	LIST_FOREACH(m, &n->mappings, link)
+		m->ops->window_changed(m, offset, old_size, new_size);
+}
+
+void cow_notify_snapshot(struct cow_node *n)
+{
+	struct cow_mapping *m;
+	LIST_FOREACH(m, &n->mappings, link)
+		m->ops->write_protect(m);
+}
+
+int cow_fault(struct cow_node *n, uint64_t pg)
+{
+	int rc = 0;
+
+	tree_lock(n->tree);
+	if (n->discarded)
+		rc = -ENOENT;
+	else if (pg >= size_pages(n->size))
+		rc = -ERANGE;
+	else if (!(pl_get(&n->pages, pg) & E_PRESENT))
+		rc = cow_fork_page(n, pg);
+	if (rc == 0)
+		VALIDATE(n);
+	tree_unlock(n->tree);
+	return rc;
+}

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mapping.c — one mapping: a MAP_SHARED VMA over its node's window,
+ * registered with userfaultfd, kept coherent by cow's callbacks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include <uvmo/uvmo.h>
+
+#include "pmm/pmm.h"
+#include "uffd/uffd_private.h"
+
+static struct mapping *of(struct cow_mapping *cm)
+{
+	return (struct mapping *)((char *)cm - offsetof(struct mapping, cm));
+}
+
+static int prot_of(uint32_t perms)
+{
+	return ((perms & UVMO_PERM_READ) ? PROT_READ : 0) |
+	       ((perms & UVMO_PERM_WRITE) ? PROT_WRITE : 0) |
+	       ((perms & UVMO_PERM_EXECUTE) ? PROT_EXEC : 0);
+}
+
+static uint64_t len_of(const struct mapping *m)
+{
+	return m->r.end - m->r.start;
+}
+
+/* Map [start, start + len) of the window at @file_offset into place. */
+static int map_window(struct mapping *m, uint64_t file_offset, bool write_protect)
+{
+	void *p = mmap((void *)(uintptr_t)m->r.start, len_of(m), prot_of(m->perms),
+		       MAP_SHARED | MAP_FIXED, pmm_fd(),
+		       (off_t)(file_offset + m->node_offset));
+	if (p == MAP_FAILED)
+		return -errno;
+	int rc = engine_register(m->r.start, len_of(m));
+	if (rc < 0)
+		return rc;
+	if (write_protect)
+		engine_write_protect(m->r.start, len_of(m), true);
+	return 0;
+}
+
+static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_protect)
+{
+	struct mapping *m = of(cm);
+	int rc = map_window(m, file_offset, write_protect);
+	if (rc < 0) {
+		space_release(m->r.start, len_of(m));
+	} else {
+		m->installed = true;
+		m->file_offset = file_offset;
+	}
+	return rc;
+}
+
+static void write_protect(struct cow_mapping *cm)
+{
+	struct mapping *m = of(cm);
+	engine_write_protect(m->r.start, len_of(m), true);
+}
+
+static void window_changed(struct cow_mapping *cm, uint64_t file_offset,
+			   uint64_t old_size, uint64_t new_size)
+{
+	struct mapping *m = of(cm);
+
+	if (file_offset != m->file_offset) {
+		/* The window moved: map it anew.  Borrowed frames moved with
+		 * it, so write-protect everything; owned pages pay one extra
+		 * fault each. */
+		m->file_offset = file_offset;
+		if (map_window(m, file_offset, true) < 0)
+			space_release(m->r.start, len_of(m)); /* accesses: SIGSEGV */
+	}
+	if (new_size > old_size)
+		engine_clear_poisons(); /* pages past the old end may work now */
+}
+
+static const struct cow_mapping_ops mapping_ops = {
+	.install = install,
+	.write_protect = write_protect,
+	.window_changed = window_changed,
+};
+
+int mapping_create(struct vmar *v, uint64_t addr, uint64_t len,
+		   const struct map_target *t, uint64_t vmo_offset, uint32_t perms,
+		   struct mapping **out)
+{
+	struct mapping *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->r.start = addr;
+	m->r.end = addr + len;
+	m->vmar = v;
+	m->node = t->node;
+	m->node_offset = t->base + vmo_offset;
+	m->node_limit = t->limit ? t->base + t->limit : UINT64_MAX;
+	m->perms = perms;
+	m->writable = t->writable;
+	m->cm.ops = &mapping_ops;
+	int rc = cow_mapping_attach(m->node, &m->cm, m->node_offset + len);
+	if (rc < 0) {
+		free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+static void detach_and_free(struct mapping *m)
+{
+	cow_mapping_detach(m->node, &m->cm);
+	free(m);
+}
+
+struct split_args {
+	struct mapping *m;
+	uint64_t addr;
+};
+
+static void cut_end(void *arg)
+{
+	struct split_args *a = arg;
+	a->m->r.end = a->addr;
+}
+
+int mapping_split(struct mapping *m, uint64_t addr, struct mapping **right)
+{
+	struct mapping *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	*r = *m;
+	r->r.start = addr;
+	r->node_offset = m->node_offset + (addr - m->r.start);
+	cow_mapping_attach_split(r->node, &r->cm);
+	struct split_args a = { m, addr };
+	cow_mapping_update(m->node, cut_end, &a);
+	RB_INSERT(region_tree, &m->vmar->children, &r->r);
+	*right = r;
+	return 0;
+}
+
+struct protect_args {
+	struct mapping *m;
+	uint32_t perms;
+	int rc;
+};
+
+static void apply_protection(void *arg)
+{
+	struct protect_args *a = arg;
+	struct mapping *m = a->m;
+	int prot = prot_of(a->perms);
+	if (mprotect((void *)(uintptr_t)m->r.start, m->r.end - m->r.start, prot) < 0) {
+		a->rc = -errno;
+		return;
+	}
+	m->perms = a->perms;
+}
+
+int mapping_unmap_range(struct mapping *m, uint64_t start, uint64_t end)
+{
+	struct mapping *mid = m, *right;
+	int rc;
+
+	/* Isolate [start, end) as its own mapping, then drop it. */
+	if (end < m->r.end) {
+		rc = mapping_split(m, end, &right);
+		if (rc < 0)
+			return rc;
+	}
+	if (start > m->r.start) {
+		rc = mapping_split(m, start, &mid);
+		if (rc < 0)
+			return rc;
+	}
+	/* Detach before giving the range back, so that no callback can map
+	 * the window there again. */
+	uint64_t at = mid->r.start, len = len_of(mid);
+	RB_REMOVE(region_tree, &mid->vmar->children, &mid->r);
+	detach_and_free(mid);
+	space_release(at, len);
+	return 0;
+}
+
+int mapping_protect_range(struct mapping *m, uint64_t start, uint64_t end,
+			  uint32_t perms)
+{
+	struct mapping *mid = m, *right;
+	int rc;
+
+	if (end < m->r.end) {
+		rc = mapping_split(m, end, &right);
+		if (rc < 0)
+			return rc;
+	}
+	if (start > m->r.start) {
+		rc = mapping_split(m, start, &mid);
+		if (rc < 0)
+			return rc;
+	}
+	/* Write access appears only as the kernel allows it: pages still
+	 * write-protected by userfaultfd stay so, and fault into cow. */
+	struct protect_args a = { mid, perms, 0 };
+	cow_mapping_update(mid->node, apply_protection, &a);
+	return a.rc;
+}

@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * space.c — the root reservation, VMARs and their children, and finding
+ * the mapping behind a faulting address.
+ *
+ * Address allocation inside a VMAR (Asterinas' rule): just above the
+ * highest child if it fits, else the first gap from the bottom.  Unmapped
+ * ranges go back to the root's PROT_NONE reservation at once, so the gaps
+ * are always reusable and 100,000 map/unmap cycles do not fragment.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include <uvmo/uvmo.h>
+
+#include "pmm/pmm.h"
+#include "uffd/uffd_private.h"
+
+#define DEFAULT_ROOT_SIZE (4ull << 40)
+#define MIN_ROOT_SIZE (1ull << 30)
+#define ALL_RIGHTS (UVMO_VMAR_CAN_MAP_READ | UVMO_VMAR_CAN_MAP_WRITE | \
+		    UVMO_VMAR_CAN_MAP_EXECUTE | UVMO_VMAR_CAN_MAP_SPECIFIC)
+#define PERMS (UVMO_PERM_READ | UVMO_PERM_WRITE | UVMO_PERM_EXECUTE)
+
+pthread_rwlock_t aspace_lock = PTHREAD_RWLOCK_INITIALIZER;
+struct vmar root_vmar;
+
+static int region_cmp(const struct region *a, const struct region *b)
+{
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+RB_GENERATE(region_tree, region, link, region_cmp)
+
+static bool managed(const void *p, size_t len)
+{
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	return a < root_vmar.r.end && a + len > root_vmar.r.start;
+}
+
+int uffd_init(const struct uffd_config *cfg)
+{
+	uint64_t size = cfg->root_size ? page_round_up(cfg->root_size) : DEFAULT_ROOT_SIZE;
+	void *p = MAP_FAILED;
+
+	/* Address space may be scarce (sanitizers): halve until it fits. */
+	while (size >= MIN_ROOT_SIZE) {
+		p = mmap(NULL, size, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED || cfg->root_size)
+			break;
+		size /= 2;
+	}
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	int rc = engine_start(cfg->threads);
+	if (rc < 0) {
+		munmap(p, size);
+		return rc;
+	}
+	root_vmar = (struct vmar){ .r = { .start = (uint64_t)(uintptr_t)p,
+					  .end = (uint64_t)(uintptr_t)p + size,
+					  .is_vmar = true },
+				   .rights = ALL_RIGHTS };
+	RB_INIT(&root_vmar.children);
+	atomic_init(&root_vmar.refs, 1);
+	cow_set_managed_memory(managed);
+	return 0;
+}
+
+static void destroy_children(struct vmar *v);
+
+void uffd_fini(void)
+{
+	if (root_vmar.r.end == 0)
+		return;
+	pthread_rwlock_wrlock(&aspace_lock);
+	destroy_children(&root_vmar);
+	pthread_rwlock_unlock(&aspace_lock);
+	engine_stop();
+	cow_set_managed_memory(NULL);
+	munmap((void *)(uintptr_t)root_vmar.r.start, root_vmar.r.end - root_vmar.r.start);
+	root_vmar = (struct vmar){ 0 };
+}
+
+struct vmar *vmar_root(void)
+{
+	return &root_vmar;
+}
+
+void vmar_get(struct vmar *v)
+{
+	atomic_fetch_add(&v->refs, 1);
+}
+
+void vmar_put(struct vmar *v)
+{
+	if (v == &root_vmar)
+		return;
+	if (atomic_fetch_sub(&v->refs, 1) == 1)
+		free(v);
+}
+
+uint64_t vmar_start(const struct vmar *v)
+{
+	return v->r.start;
+}
+
+void space_release(uint64_t start, uint64_t len)
+{
+	/* Replacing the range with a fresh PROT_NONE reservation drops the
+	 * mapping and its userfaultfd registration in one step. */
+	mmap((void *)(uintptr_t)start, len, PROT_NONE,
+	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+}
+
+bool space_pool_has_room(void)
+{
+	return pmm_has_room();
+}
+
+/* ---- lookups (address-space lock held) ---- */
+
+static struct region *region_at(struct region_tree *t, uint64_t addr)
+{
+	struct region key = { .start = addr };
+	struct region *r = RB_NFIND(region_tree, t, &key);
+	if (r && r->start == addr)
+		return r;
+	r = r ? RB_PREV(region_tree, t, r) : RB_MAX(region_tree, t);
+	return r && addr < r->end ? r : NULL;
+}
+
+/* The first child overlapping [start, end), or NULL. */
+static struct region *first_overlap(struct region_tree *t, uint64_t start, uint64_t end)
+{
+	struct region *r = region_at(t, start);
+	if (r)
+		return r;
+	struct region key = { .start = start };
+	r = RB_NFIND(region_tree, t, &key);
+	return r && r->start < end ? r : NULL;
+}
+
+struct mapping *space_find_mapping(uint64_t addr)
+{
+	struct vmar *v = &root_vmar;
+	for (;;) {
+		struct region *r = region_at(&v->children, addr);
+		if (!r)
+			return NULL;
+		if (!r->is_vmar)
+			return (struct mapping *)r;
+		v = (struct vmar *)r;
+	}
+}
+
+int space_resolve_fault(uint64_t addr)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&aspace_lock);
+	struct mapping *m = space_find_mapping(addr);
+	if (!m) {
+		rc = -ESRCH;
+	} else {
+		uint64_t off = addr - m->r.start + m->node_offset;
+		rc = off >= m->node_limit ? -ERANGE : cow_fault(m->node, off >> PAGE_SHIFT);
+	}
+	pthread_rwlock_unlock(&aspace_lock);
+	return rc;
+}
+
+static bool fully_mapped(struct vmar *v, uint64_t start, uint64_t end);
+static int check_range(struct vmar *v, uint64_t addr, uint64_t len);
+int vmar_op_range_locked(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len);
+
+/* ---- allocation ---- */
+
+static int find_free(struct vmar *v, uint64_t size, uint64_t *out)
+{
+	struct region *max = RB_MAX(region_tree, &v->children);
+	uint64_t top = max ? max->end : v->r.start;
+	if (v->r.end - top >= size) {
+		*out = top;
+		return 0;
+	}
+	uint64_t prev = v->r.start;
+	struct region *r;
+	RB_FOREACH(r, region_tree, &v->children) {
+		if (r->start - prev >= size) {
+			*out = prev;
+			return 0;
+		}
+		prev = r->end;
+	}
+	return -ENOMEM;
+}
+
+/* Where a new child of @size goes: SPECIFIC at @offset, else anywhere. */
+static int place(struct vmar *v, uint32_t options, uint64_t offset, uint64_t size,
+		 uint64_t *addr)
+{
+	if (options & (UVMO_VMAR_SPECIFIC | UVMO_VMAR_SPECIFIC_OVERWRITE)) {
+		if (!(v->rights & UVMO_VMAR_CAN_MAP_SPECIFIC))
+			return -EACCES;
+		if (range_overflows(offset, size) || offset + size > v->r.end - v->r.start)
+			return -ENOMEM;
+		*addr = v->r.start + offset;
+		return 0;
+	}
+	return find_free(v, size, addr);
+}
+
+int vmar_allocate(struct vmar *parent, uint32_t options, uint64_t offset,
+		  uint64_t size, struct vmar **child)
+{
+	uint32_t rights = options & ALL_RIGHTS;
+	uint64_t addr;
+	int rc;
+
+	if ((options & ~(ALL_RIGHTS | UVMO_VMAR_SPECIFIC)) || !size ||
+	    !page_aligned(size) || !page_aligned(offset))
+		return -EINVAL;
+	pthread_rwlock_wrlock(&aspace_lock);
+	if (parent->destroyed) {
+		rc = -EBADF;
+		goto out;
+	}
+	if (rights & ~parent->rights) {
+		rc = -EACCES;
+		goto out;
+	}
+	rc = place(parent, options, offset, size, &addr);
+	if (rc == 0 && first_overlap(&parent->children, addr, addr + size))
+		rc = -ENOMEM;
+	if (rc < 0)
+		goto out;
+	struct vmar *v = calloc(1, sizeof(*v));
+	if (!v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	v->r = (struct region){ .start = addr, .end = addr + size, .is_vmar = true };
+	v->parent = parent;
+	v->rights = rights;
+	RB_INIT(&v->children);
+	atomic_init(&v->refs, 2); /* the caller's handle, the parent's tree */
+	RB_INSERT(region_tree, &parent->children, &v->r);
+	*child = v;
+out:
+	pthread_rwlock_unlock(&aspace_lock);
+	return rc;
+}
+
+/* ---- removing children ---- */
+
+static void destroy_vmar_locked(struct vmar *v);
+
+/* Remove every child of @v overlapping [start, end); partly covered
+ * mappings are cut, sub-VMARs must lie wholly inside (checked before). */
+static int clear_range(struct vmar *v, uint64_t start, uint64_t end)
+{
+	struct region *r;
+	while ((r = first_overlap(&v->children, start, end))) {
+		if (r->is_vmar) {
+			destroy_vmar_locked((struct vmar *)r);
+			continue;
+		}
+		int rc = mapping_unmap_range((struct mapping *)r, max_u64(r->start, start),
+					     min_u64(r->end, end));
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* True if a sub-VMAR of @v crosses a boundary of [start, end). */
+static bool cuts_a_vmar(struct vmar *v, uint64_t start, uint64_t end)
+{
+	for (struct region *r = first_overlap(&v->children, start, end);
+	     r && r->start < end; r = RB_NEXT(region_tree, &v->children, r))
+		if (r->is_vmar && (r->start < start || r->end > end))
+			return true;
+	return false;
+}
+
+static void destroy_children(struct vmar *v)
+{
+	clear_range(v, v->r.start, v->r.end);
+}
+
+static void destroy_vmar_locked(struct vmar *v)
+{
+	destroy_children(v);
+	v->destroyed = true;
+	if (v->parent) {
+		RB_REMOVE(region_tree, &v->parent->children, &v->r);
+		v->parent = NULL;
+		vmar_put(v); /* the parent's reference */
+	}
+}
+
+int vmar_destroy(struct vmar *v)
+{
+	if (v == &root_vmar)
+		return -EACCES;
+	pthread_rwlock_wrlock(&aspace_lock);
+	int rc = v->destroyed ? -EBADF : 0;
+	if (rc == 0)
+		destroy_vmar_locked(v);
+	pthread_rwlock_unlock(&aspace_lock);
+	return rc;
+}
+
+/* ---- mappings ---- */
+
+static int check_range(struct vmar *v, uint64_t addr, uint64_t len)
+{
+	if (!len || !page_aligned(addr) || !page_aligned(len) || range_overflows(addr, len))
+		return -EINVAL;
+	if (addr < v->r.start || addr + len > v->r.end)
+		return -EINVAL;
+	return 0;
+}
+
+int vmar_map(struct vmar *v, uint32_t options, uint64_t vmar_offset,
+	     const struct map_target *t, uint64_t vmo_offset, uint64_t len,
+	     uint64_t *addr_out)
+{
+	uint32_t perms = options & PERMS;
+	uint64_t addr;
+	int rc;
+
+	if ((options & ~(PERMS | UVMO_VMAR_SPECIFIC | UVMO_VMAR_SPECIFIC_OVERWRITE |
+			 UVMO_VMAR_MAP_RANGE | UVMO_VMAR_ALLOW_FAULTS)) ||
+	    !len || !page_aligned(len) || !page_aligned(vmo_offset) ||
+	    !page_aligned(vmar_offset) || range_overflows(vmo_offset, len))
+		return -EINVAL;
+	if (((perms & (UVMO_PERM_WRITE | UVMO_PERM_EXECUTE)) && !(perms & UVMO_PERM_READ)))
+		return -EINVAL;
+
+	pthread_rwlock_wrlock(&aspace_lock);
+	if (v->destroyed) {
+		rc = -EBADF;
+		goto out;
+	}
+	/* CAN_MAP_READ is bit 8 for PERM_READ's bit 0, and so on. */
+	if ((perms << 8) & ~v->rights || ((perms & UVMO_PERM_WRITE) && !t->writable)) {
+		rc = -EACCES;
+		goto out;
+	}
+	uint64_t reach = t->limit ? t->limit : cow_size(t->node);
+	if (vmo_offset + len > reach &&
+	    (t->limit || !(options & UVMO_VMAR_ALLOW_FAULTS))) {
+		rc = -ERANGE; /* a slice never shows past its end */
+		goto out;
+	}
+	rc = place(v, options, vmar_offset, len, &addr);
+	if (rc < 0)
+		goto out;
+	if (options & UVMO_VMAR_SPECIFIC_OVERWRITE) {
+		if (cuts_a_vmar(v, addr, addr + len) ||
+		    (first_overlap(&v->children, addr, addr + len) &&
+		     first_overlap(&v->children, addr, addr + len)->is_vmar)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		rc = clear_range(v, addr, addr + len);
+		if (rc < 0)
+			goto out;
+	} else if (first_overlap(&v->children, addr, addr + len)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	struct mapping *m;
+	rc = mapping_create(v, addr, len, t, vmo_offset, perms, &m);
+	if (rc < 0)
+		goto out;
+	RB_INSERT(region_tree, &v->children, &m->r);
+	*addr_out = addr;
+	if (options & UVMO_VMAR_MAP_RANGE) {
+		rc = vmar_op_range_locked(v, UVMO_OP_MAP_RANGE, addr, len);
+		if (rc < 0) {
+			mapping_unmap_range(m, addr, addr + len);
+			goto out;
+		}
+	}
+out:
+	pthread_rwlock_unlock(&aspace_lock);
+	return rc;
+}
+
+/* Apply a VMO operation to the mapped [addr, addr + len) of @v (fully
+ * mapped, directly in @v).  Lock held. */
+static int op_on_mapping(struct mapping *m, uint32_t op, uint64_t start, uint64_t end)
+{
+	uint64_t off = start - m->r.start + m->node_offset;
+	uint64_t len = end - start;
+	uint64_t size = cow_size(m->node);
+	int rc = 0;
+
+	switch (op) {
+	case UVMO_OP_COMMIT:
+	case UVMO_OP_DECOMMIT:
+		if (!(m->perms & UVMO_PERM_WRITE))
+			return -EACCES;
+		if (off + len > size || off + len > m->node_limit)
+			return -ERANGE;
+		return op == UVMO_OP_COMMIT ? cow_commit(m->node, off, len)
+					    : cow_zero(m->node, off, len);
+	case UVMO_OP_MAP_RANGE:
+		/* Commit what a write could need, then have the kernel map
+		 * every page now; past the VMO's end there is nothing. */
+		len = off < size ? min_u64(len, size - off) : 0;
+		if (len && (m->perms & UVMO_PERM_WRITE))
+			rc = cow_commit(m->node, off, len);
+		if (rc == 0 && len &&
+		    madvise((void *)(uintptr_t)start, len, MADV_POPULATE_READ) < 0)
+			rc = -errno == -EFAULT ? -ENOMEM : -errno;
+		return rc;
+	case UVMO_OP_DONT_NEED:
+	case UVMO_OP_ALWAYS_NEED:
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int vmar_op_range_locked(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len)
+{
+	int rc = check_range(v, addr, len);
+	if (rc == 0 && !fully_mapped(v, addr, addr + len))
+		rc = -ENOMEM;
+	for (struct region *r = rc ? NULL : first_overlap(&v->children, addr, addr + len);
+	     rc == 0 && r && r->start < addr + len; r = RB_NEXT(region_tree, &v->children, r))
+		rc = op_on_mapping((struct mapping *)r, op, max_u64(r->start, addr),
+				   min_u64(r->end, addr + len));
+	return rc;
+}
+
+int vmar_op_range(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len)
+{
+	if (op != UVMO_OP_COMMIT && op != UVMO_OP_DECOMMIT && op != UVMO_OP_MAP_RANGE &&
+	    op != UVMO_OP_DONT_NEED && op != UVMO_OP_ALWAYS_NEED)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&aspace_lock);
+	int rc = v->destroyed ? -EBADF : vmar_op_range_locked(v, op, addr, len);
+	pthread_rwlock_unlock(&aspace_lock);
+	return rc;
+}
+
+int vmar_unmap(struct vmar *v, uint64_t addr, uint64_t len)
+{
+	pthread_rwlock_wrlock(&aspace_lock);
+	int rc = v->destroyed ? -EBADF : check_range(v, addr, len);
+	if (rc == 0 && cuts_a_vmar(v, addr, addr + len))
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = clear_range(v, addr, addr + len);
+	pthread_rwlock_unlock(&aspace_lock);
+	return rc;
+}
+
+/* Every byte of [start, end) is in a mapping directly in @v. */
+static bool fully_mapped(struct vmar *v, uint64_t start, uint64_t end)
+{
+	uint64_t at = start;
+	for (struct region *r = first_overlap(&v->children, start, end);
+	     r && r->start < end; r = RB_NEXT(region_tree, &v->children, r)) {
+		if (r->is_vmar || r->start > at)
+			return false;
+		at = r->end;
+	}
+	return at >= end;
+}
+
+int vmar_protect(struct vmar *v, uint32_t options, uint64_t addr, uint64_t len)
+{
+	uint32_t perms = options & PERMS;
+
+	if (options & ~PERMS)
+		return -EINVAL;
+	if ((perms & (UVMO_PERM_WRITE | UVMO_PERM_EXECUTE)) && !(perms & UVMO_PERM_READ))
+		return -EINVAL;
+	pthread_rwlock_wrlock(&aspace_lock);
+	int rc = v->destroyed ? -EBADF : check_range(v, addr, len);
+	if (rc == 0 && !fully_mapped(v, addr, addr + len))
+		rc = -ENOMEM;
+	if (rc == 0 && ((perms << 8) & ~v->rights))
+		rc = -EACCES;
+	/* Check every mapping's handle rights first: all or nothing. */
+	for (struct region *r = rc ? NULL : first_overlap(&v->children, addr, addr + len);
+	     r && r->start < addr + len; r = RB_NEXT(region_tree, &v->children, r))
+		if ((perms & UVMO_PERM_WRITE) && !((struct mapping *)r)->writable)
+			rc = -EACCES;
+	if (rc == 0) {
+		struct region *r = first_overlap(&v->children, addr, addr + len);
+		while (rc == 0 && r && r->start < addr + len) {
+			struct region *next = RB_NEXT(region_tree, &v->children, r);
+			rc = mapping_protect_range((struct mapping *)r, max_u64(r->start, addr),
+						   min_u64(r->end, addr + len), perms);
+			r = next;
+		}
+	}
+	pthread_rwlock_unlock(&aspace_lock);
+	return rc;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* uffd_private.h — the uffd module's own structures; nobody else's. */
+#ifndef UVMO_UFFD_PRIVATE_H
+#define UVMO_UFFD_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/tree.h>
+
+#include "uffd/uffd.h"
+
+/* A child of a VMAR: a sub-VMAR or a mapping, [start, end) in bytes. */
+struct region {
+	RB_ENTRY(region) link;
+	uint64_t start, end;
+	bool is_vmar;
+};
+RB_HEAD(region_tree, region);
+RB_PROTOTYPE(region_tree, region, link, region_cmp)
+
+struct vmar {
+	struct region r;  /* where it lies; in its parent's tree */
+	struct vmar *parent;
+	struct region_tree children;
+	uint32_t rights;  /* UVMO_VMAR_CAN_MAP_* */
+	bool destroyed;
+	_Atomic uint32_t refs; /* handles, plus one while in the parent's tree */
+};
+
+struct mapping {
+	struct region r;
+	struct cow_mapping cm;
+	struct vmar *vmar;
+	struct cow_node *node;  /* a reference, through cow_mapping_attach */
+	uint64_t node_offset;   /* node offset shown at r.start */
+	uint64_t node_limit;    /* node offsets at or past it: SIGBUS (slices) */
+	uint32_t perms;         /* UVMO_PERM_* */
+	bool writable;          /* the VMO handle may write */
+	uint64_t file_offset;   /* of the node's window when last mapped */
+	bool installed;
+	/* r, node_offset, perms and file_offset change only under the node's
+	 * tree lock (cow_mapping_update), since cow's callbacks read them. */
+};
+
+/* space.c: the root, the address-space lock, lookups */
+extern pthread_rwlock_t aspace_lock;
+extern struct vmar root_vmar;
+/* The mapping containing @addr, or NULL (lock held). */
+struct mapping *space_find_mapping(uint64_t addr);
+/* Resolve a fault at page address @addr: 0, -ESRCH (no mapping), or
+ * cow's error. */
+int space_resolve_fault(uint64_t addr);
+bool space_pool_has_room(void);
+/* Give [start, end) back to the root's reservation (PROT_NONE). */
+void space_release(uint64_t start, uint64_t len);
+
+/* mapping.c */
+int mapping_create(struct vmar *v, uint64_t addr, uint64_t len,
+		   const struct map_target *t, uint64_t vmo_offset, uint32_t perms,
+		   struct mapping **out);
+/* Unmap [start, end) of @m (inside it); may split it in two. */
+int mapping_unmap_range(struct mapping *m, uint64_t start, uint64_t end);
+/* Apply @perms to [start, end) of @m; may split it. */
+int mapping_protect_range(struct mapping *m, uint64_t start, uint64_t end,
+			  uint32_t perms);
+/* Split @m at @addr; the new right part is returned (already in the tree). */
+int mapping_split(struct mapping *m, uint64_t addr, struct mapping **right);
+
+/* engine.c */
+struct engine {
+	int fd;
+	int stop_fd;
+	uint64_t features;
+	pthread_t *threads;
+	uint32_t nthreads;
+	_Atomic uint64_t missing_faults, wp_faults, sigbus_faults;
+};
+extern struct engine engine;
+int engine_start(uint32_t threads);
+void engine_stop(void);
+int engine_register(uint64_t start, uint64_t len);
+void engine_write_protect(uint64_t start, uint64_t len, bool protect);
+void engine_clear_poisons(void);
+
+#endif
