@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -256,6 +257,51 @@ static inline double now_seconds(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------------- */
+/* failures in worker threads                                             */
+/* ---------------------------------------------------------------------- */
+
+/* Criterion asserts are for the test thread only: workers record the first
+ * failure here and the test thread asserts on it after joining them. */
+static atomic_bool thread_failed;
+static char thread_fail_msg[1024];
+static pthread_mutex_t thread_fail_lock = PTHREAD_MUTEX_INITIALIZER;
+
+__attribute__((format(printf, 1, 2))) static inline void thread_fail(const char *fmt, ...)
+{
+	pthread_mutex_lock(&thread_fail_lock);
+	if (!atomic_load(&thread_failed)) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(thread_fail_msg, sizeof(thread_fail_msg), fmt, ap);
+		va_end(ap);
+		atomic_store(&thread_failed, true);
+	}
+	pthread_mutex_unlock(&thread_fail_lock);
+}
+
+#define tcheck(cond, ...)                                                     \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			thread_fail(__VA_ARGS__);                             \
+	} while (0)
+
+#define expect_no_thread_failure()                                            \
+	cr_assert(!atomic_load(&thread_failed), "%s", thread_fail_msg)
+
+static inline void start_workers(pthread_t *t, int n, void *(*fn)(void *), void *args,
+				 size_t argsz)
+{
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * argsz), 0);
+}
+
+static inline void join_workers(pthread_t *t, int n)
+{
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(pthread_join(t[i], NULL), 0);
 }
 
 #endif /* UVMO_TESTS_MAP_TEST_UTIL_H */
