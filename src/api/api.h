@@ -68,6 +68,9 @@ void obj_put(struct handle_obj *obj);
 /* Remove every handle (shutdown); returns how many were open. */
 uint64_t handle_close_all(void);
 uint64_t handle_count(enum handle_type type);
+/* Held across fork() so the child finds the table consistent. */
+void handle_table_lock(void);
+void handle_table_unlock(void);
 
 /* vmar.c */
 int api_vmar_init(void);

@@ -165,3 +165,13 @@ void child_count_put(struct child_count *c)
 	if (c && atomic_fetch_sub(&c->refs, 1) == 1)
 		free(c);
 }
+
+void handle_table_lock(void)
+{
+	pthread_mutex_lock(&table_lock);
+}
+
+void handle_table_unlock(void)
+{
+	pthread_mutex_unlock(&table_lock);
+}

@@ -87,8 +87,39 @@ static int settings_from(const struct uvmo_config *cfg, struct pmm_config *pc)
 	return 0;
 }
 
+/* fork(): every uvmo lock is taken before and released after, in the
+ * parent and the child alike, and the child gets a pool of its own
+ * (src/uffd/fork.c). */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&init_lock);
+	uffd_fork_prepare();
+	handle_table_lock();
+}
+
+static void fork_parent(void)
+{
+	handle_table_unlock();
+	uffd_fork_parent();
+	pthread_mutex_unlock(&init_lock);
+}
+
+static void fork_child(void)
+{
+	handle_table_unlock();
+	uffd_fork_child();
+	pthread_mutex_unlock(&init_lock);
+}
+
+static void register_fork_handlers(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 static int init_locked(const struct uvmo_config *cfg)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, register_fork_handlers);
 	struct pmm_config pc;
 	int rc = settings_from(cfg, &pc);
 	if (rc < 0)

@@ -114,7 +114,9 @@ UVMO_EXPORT int uvmo_vmar_map(uvmo_vmar_t *vmar, uint32_t options, uint64_t vmar
 		rc = vmar_map(h->v, options, vmar_offset, &t, vmo_offset, len, &at);
 		if (rc == 0)
 			*addr = (void *)(uintptr_t)at;
+		uffd_enter();
 		vmo_put(obj);
+		uffd_leave();
 	}
 	obj_put(&h->hdr);
 	return rc;

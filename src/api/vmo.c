@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "uffd/uffd.h"
 
 #define CREATE_OPTIONS (UVMO_VMO_RESIZABLE | UVMO_VMO_DISCARDABLE)
 #define CHILD_TYPES (UVMO_CHILD_SNAPSHOT | UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE | \
@@ -33,6 +34,22 @@ struct uvmo_vmo *vmo_from_handle(uvmo_vmo_t *h, int *rc)
 	return (struct uvmo_vmo *)obj;
 }
 
+
+/* A public call on a VMO: its object, with the address-space lock held
+ * for reading (see uffd_enter), or NULL with *rc set. */
+static struct uvmo_vmo *enter(uvmo_vmo_t *h, int *rc)
+{
+	struct uvmo_vmo *obj = vmo_from_handle(h, rc);
+	if (obj)
+		uffd_enter();
+	return obj;
+}
+
+static void leave(struct uvmo_vmo *obj)
+{
+	vmo_put(obj); /* may end the node: still under the lock */
+	uffd_leave();
+}
 
 void vmo_destroy(struct handle_obj *hobj)
 {
@@ -120,15 +137,19 @@ UVMO_EXPORT int uvmo_vmo_create(uint64_t size, uint32_t options, uvmo_vmo_t **ou
 		flags |= COW_DISCARDABLE;
 	uint64_t capacity = (options & UVMO_VMO_RESIZABLE)
 				    ? max_u64(size, api_resizable_window()) : size;
+	uffd_enter();
 	rc = cow_create(size, capacity, flags, &node);
-	if (rc < 0)
-		return rc;
-	struct uvmo_vmo *obj = new_object(node);
-	if (!obj) {
-		cow_node_unref(node);
-		return -ENOMEM;
+	if (rc == 0) {
+		struct uvmo_vmo *obj = new_object(node);
+		if (obj) {
+			rc = publish(obj, out);
+		} else {
+			cow_node_unref(node);
+			rc = -ENOMEM;
+		}
 	}
-	return publish(obj, out);
+	uffd_leave();
+	return rc;
 }
 
 UVMO_EXPORT void uvmo_vmo_close(uvmo_vmo_t *vmo)
@@ -136,21 +157,24 @@ UVMO_EXPORT void uvmo_vmo_close(uvmo_vmo_t *vmo)
 	if (!vmo || api_ensure_init() < 0)
 		return;
 	struct handle_obj *obj = handle_remove(vmo, HANDLE_VMO);
-	if (obj)
+	if (obj) {
+		uffd_enter();
 		obj_put(obj);
+		uffd_leave();
+	}
 }
 
 UVMO_EXPORT int uvmo_vmo_read(uvmo_vmo_t *vmo, void *buf, uint64_t offset, size_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	struct uvmo_vmo *obj = enter(vmo, &rc);
 	if (!obj)
 		return rc;
 	if (!buf && len)
 		rc = -EINVAL;
 	else if ((rc = slice_range(obj, offset, len)) == 0)
 		rc = cow_read(obj->node, buf, obj->offset + offset, len);
-	vmo_put(obj);
+	leave(obj);
 	return rc;
 }
 
@@ -158,7 +182,7 @@ UVMO_EXPORT int uvmo_vmo_write(uvmo_vmo_t *vmo, const void *buf, uint64_t offset
 			       size_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	struct uvmo_vmo *obj = enter(vmo, &rc);
 	if (!obj)
 		return rc;
 	if (!buf && len)
@@ -167,7 +191,7 @@ UVMO_EXPORT int uvmo_vmo_write(uvmo_vmo_t *vmo, const void *buf, uint64_t offset
 		rc = -EACCES;
 	else if ((rc = slice_range(obj, offset, len)) == 0)
 		rc = cow_write(obj->node, buf, obj->offset + offset, len);
-	vmo_put(obj);
+	leave(obj);
 	return rc;
 }
 
@@ -176,18 +200,18 @@ UVMO_EXPORT int uvmo_vmo_get_size(uvmo_vmo_t *vmo, uint64_t *size)
 	int rc;
 	if (!size)
 		return -EINVAL;
-	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	struct uvmo_vmo *obj = enter(vmo, &rc);
 	if (!obj)
 		return rc;
 	*size = obj_size(obj);
-	vmo_put(obj);
+	leave(obj);
 	return 0;
 }
 
 UVMO_EXPORT int uvmo_vmo_set_size(uvmo_vmo_t *vmo, uint64_t size)
 {
 	int rc;
-	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	struct uvmo_vmo *obj = enter(vmo, &rc);
 	if (!obj)
 		return rc;
 	if (!page_aligned(size))
@@ -200,7 +224,7 @@ UVMO_EXPORT int uvmo_vmo_set_size(uvmo_vmo_t *vmo, uint64_t size)
 		rc = -ERANGE;
 	else
 		rc = cow_set_size(obj->node, size);
-	vmo_put(obj);
+	leave(obj);
 	return rc;
 }
 
@@ -243,7 +267,7 @@ UVMO_EXPORT int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset,
 				  uint64_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	struct uvmo_vmo *obj = enter(vmo, &rc);
 	if (!obj)
 		return rc;
 	switch (op) {
@@ -262,7 +286,7 @@ UVMO_EXPORT int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset,
 	default:
 		rc = -EINVAL;
 	}
-	vmo_put(obj);
+	leave(obj);
 	return rc;
 }
 
@@ -339,7 +363,7 @@ UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 
 	if (!out)
 		return -EINVAL;
-	struct uvmo_vmo *pobj = vmo_from_handle(parent, &rc);
+	struct uvmo_vmo *pobj = enter(parent, &rc);
 	if (!pobj)
 		return rc;
 	rc = check_child_args(options, offset, size);
@@ -353,7 +377,7 @@ UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 		else
 			rc = make_snapshot(pobj, options, offset, size, out);
 	}
-	vmo_put(pobj);
+	leave(pobj);
 	return rc;
 }
 
@@ -364,7 +388,7 @@ UVMO_EXPORT int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info)
 
 	if (!info)
 		return -EINVAL;
-	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	struct uvmo_vmo *obj = enter(vmo, &rc);
 	if (!obj)
 		return rc;
 	cow_get_info(obj->node, obj->offset,
@@ -389,6 +413,6 @@ UVMO_EXPORT int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info)
 		info->flags |= UVMO_INFO_NO_WRITE;
 	if (ci.discarded)
 		info->flags |= UVMO_INFO_DISCARDED;
-	vmo_put(obj);
+	leave(obj);
 	return 0;
 }

@@ -113,6 +113,8 @@ struct cow_mapping {
  * holds a reference on @n.  -ENOMEM if the window cannot grow, or the
  * install's error. */
 int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes);
+/* Install @m again (after fork(), on the child's own pool). */
+int cow_mapping_reinstall(struct cow_node *n, struct cow_mapping *m);
 /* Attach a piece split off an attached mapping (no install needed). */
 void cow_mapping_attach_split(struct cow_node *n, struct cow_mapping *m);
 /* Run @fn(@arg) under @n's tree lock: how the mapping layer changes what

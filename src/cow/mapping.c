@@ -36,6 +36,15 @@ int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes
 	return rc;
 }
 
+int cow_mapping_reinstall(struct cow_node *n, struct cow_mapping *m)
+{
+	tree_lock(n->tree);
+	int rc = m->ops->install(m, pmm_window_file_offset(n->home),
+				 has_borrowed_frames(n));
+	tree_unlock(n->tree);
+	return rc;
+}
+
 void cow_mapping_attach_split(struct cow_node *n, struct cow_mapping *m)
 {
 	tree_lock(n->tree);

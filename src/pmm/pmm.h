@@ -113,6 +113,10 @@ int pmm_fd(void);
 /* True if another frame could be charged now without reclaim. */
 bool pmm_has_room(void);
 
+/* In a child of fork(): switch to a private copy of the pool (same window
+ * offsets).  -ENOMEM or an errno if it cannot be made. */
+int pmm_fork_child(void);
+
 void pmm_get_stats(struct pmm_stats *out);
 uint64_t pmm_frames_charged(void);
 

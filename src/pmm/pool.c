@@ -279,3 +279,45 @@ bool pmm_has_room(void)
 {
 	return !pool.limit_frames || atomic_load(&pool.frames) < pool.limit_frames;
 }
+
+/*
+ * In a child of fork(): the pool memfd is still the parent's file, so the
+ * child would write into the parent's frames.  Give the child a file of its
+ * own holding a copy of every frame (found with SEEK_DATA: the cost follows
+ * the frames, not the span), and a physmap over it.  The caller has frozen
+ * the parent's writers until this returns.  The window file offsets stay
+ * the same, so every mapping can be remapped at the same offset.
+ */
+int pmm_fork_child(void)
+{
+	uint64_t span = pool.span_pages << PAGE_SHIFT;
+	int fd = memfd_create("uvmo-pool", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)span) < 0)
+		goto fail;
+	char *map = mmap(NULL, span, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (map == MAP_FAILED)
+		goto fail;
+	off_t pos = 0;
+	for (;;) {
+		off_t data = lseek(pool.fd, pos, SEEK_DATA);
+		if (data < 0)
+			break; /* ENXIO: no more data */
+		off_t hole = lseek(pool.fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = (off_t)span;
+		memcpy(map + data, pool.physmap + data, (size_t)(hole - data));
+		pos = hole;
+	}
+	munmap(pool.physmap, span);
+	close(pool.fd);
+	pool.fd = fd;
+	pool.physmap = map;
+	pthread_mutex_init(&pool.lock, NULL);
+	return 0;
+fail:
+	close(fd);
+	return -ENOMEM;
+}

@@ -141,6 +141,11 @@ static void handle_fault(const struct uffd_msg *msg)
 {
 	uint64_t addr = msg->arg.pagefault.address & ~(PAGE_SIZE - 1);
 	bool wp = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
+
+	/* Held until the fault is answered: the mapping stays put, and a
+	 * fork() in progress (which holds it for writing) sees no fault
+	 * half-served. */
+	pthread_rwlock_rdlock(&aspace_lock);
 	int rc = space_resolve_fault(addr);
 
 	if (rc == -ESRCH) {
@@ -156,6 +161,7 @@ static void handle_fault(const struct uffd_msg *msg)
 		atomic_fetch_add(&engine.missing_faults, 1);
 		wake(addr, PAGE_SIZE);
 	}
+	pthread_rwlock_unlock(&aspace_lock);
 }
 
 static void *handler_main(void *arg)
@@ -197,6 +203,7 @@ static void *handler_main(void *arg)
 
 int engine_start(uint32_t threads)
 {
+	engine.config_threads = threads;
 	int rc = open_uffd();
 	if (rc < 0)
 		return rc;
@@ -229,6 +236,20 @@ int engine_start(uint32_t threads)
 fail:
 	engine_stop();
 	return rc;
+}
+
+void engine_forget(void)
+{
+	/* After fork(): the threads are the parent's, and so is the
+	 * userfaultfd context — reading it would steal the parent's faults. */
+	free(engine.threads);
+	engine.threads = NULL;
+	engine.nthreads = 0;
+	if (engine.fd >= 0)
+		close(engine.fd);
+	if (engine.stop_fd >= 0)
+		close(engine.stop_fd);
+	engine.fd = engine.stop_fd = -1;
 }
 
 void engine_stop(void)

@@ -84,6 +84,16 @@ void uffd_fini(void)
 	root_vmar = (struct vmar){ 0 };
 }
 
+void uffd_enter(void)
+{
+	pthread_rwlock_rdlock(&aspace_lock);
+}
+
+void uffd_leave(void)
+{
+	pthread_rwlock_unlock(&aspace_lock);
+}
+
 struct vmar *vmar_root(void)
 {
 	return &root_vmar;
@@ -160,7 +170,6 @@ int space_resolve_fault(uint64_t addr)
 {
 	int rc;
 
-	pthread_rwlock_rdlock(&aspace_lock);
 	struct mapping *m = space_find_mapping(addr);
 	if (!m) {
 		rc = -ESRCH;
@@ -168,13 +177,29 @@ int space_resolve_fault(uint64_t addr)
 		uint64_t off = addr - m->r.start + m->node_offset;
 		rc = off >= m->node_limit ? -ERANGE : cow_fault(m->node, off >> PAGE_SHIFT);
 	}
-	pthread_rwlock_unlock(&aspace_lock);
 	return rc;
 }
 
 static bool fully_mapped(struct vmar *v, uint64_t start, uint64_t end);
 static int check_range(struct vmar *v, uint64_t addr, uint64_t len);
 int vmar_op_range_locked(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len);
+
+static void for_each_in(struct vmar *v, void (*fn)(struct mapping *m, void *arg),
+			void *arg)
+{
+	struct region *r, *next;
+	RB_FOREACH_SAFE(r, region_tree, &v->children, next) {
+		if (r->is_vmar)
+			for_each_in((struct vmar *)r, fn, arg);
+		else
+			fn((struct mapping *)r, arg);
+	}
+}
+
+void space_for_each_mapping(void (*fn)(struct mapping *m, void *arg), void *arg)
+{
+	for_each_in(&root_vmar, fn, arg);
+}
 
 /* ---- allocation ---- */
 

@@ -53,6 +53,20 @@ struct uffd_config {
 int uffd_init(const struct uffd_config *cfg);
 void uffd_fini(void);
 
+/*
+ * Calls that may touch a VMO hold the address-space lock for reading
+ * (fault handlers do too; VMAR changes and fork() take it for writing), so
+ * that fork() never finds a clone tree half-changed.
+ */
+void uffd_enter(void);
+void uffd_leave(void);
+
+/* fork() handlers, called by the API layer's pthread_atfork handlers in
+ * that order around its own locks. */
+void uffd_fork_prepare(void);
+void uffd_fork_parent(void);
+void uffd_fork_child(void);
+
 struct vmar;
 
 /* What a mapping maps: a node, the node offset where the VMO handle's

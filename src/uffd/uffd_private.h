@@ -47,12 +47,15 @@ extern pthread_rwlock_t aspace_lock;
 extern struct vmar root_vmar;
 /* The mapping containing @addr, or NULL (lock held). */
 struct mapping *space_find_mapping(uint64_t addr);
-/* Resolve a fault at page address @addr: 0, -ESRCH (no mapping), or
- * cow's error. */
+/* Resolve a fault at page address @addr (address-space lock held for
+ * reading): 0, -ESRCH (no mapping), or cow's error. */
 int space_resolve_fault(uint64_t addr);
 bool space_pool_has_room(void);
 /* Give [start, end) back to the root's reservation (PROT_NONE). */
 void space_release(uint64_t start, uint64_t len);
+
+/* Call @fn on every mapping (lock held). */
+void space_for_each_mapping(void (*fn)(struct mapping *m, void *arg), void *arg);
 
 /* mapping.c */
 int mapping_create(struct vmar *v, uint64_t addr, uint64_t len,
@@ -73,11 +76,13 @@ struct engine {
 	uint64_t features;
 	pthread_t *threads;
 	uint32_t nthreads;
+	uint32_t config_threads;
 	_Atomic uint64_t missing_faults, wp_faults, sigbus_faults;
 };
 extern struct engine engine;
 int engine_start(uint32_t threads);
 void engine_stop(void);
+void engine_forget(void);
 int engine_register(uint64_t start, uint64_t len);
 void engine_write_protect(uint64_t start, uint64_t len, bool protect);
 void engine_clear_poisons(void);
