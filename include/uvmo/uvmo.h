@@ -110,6 +110,10 @@ struct uvmo_stats {
 	uint64_t merges;               /**< hidden nodes merged into a survivor */
 	uint64_t discards;             /**< discardable VMOs discarded */
 	uint64_t metadata_bytes;       /**< heap bytes of page lists and nodes */
+	uint64_t missing_faults;       /**< mapping faults on pages not yet in the window */
+	uint64_t wp_faults;            /**< write faults on write-protected (shared) pages */
+	uint64_t sigbus_faults;        /**< faults answered with SIGBUS */
+	uint64_t vmars;                /**< live VMAR handles, the root's included */
 };
 
 /**

@@ -213,5 +213,11 @@ UVMO_EXPORT int uvmo_get_stats(struct uvmo_stats *out)
 	out->merges = cs.merges;
 	out->discards = cs.discards;
 	out->metadata_bytes = cs.metadata_bytes;
+	struct uffd_stats us;
+	uffd_get_stats(&us);
+	out->missing_faults = us.missing_faults;
+	out->wp_faults = us.wp_faults;
+	out->sigbus_faults = us.sigbus_faults;
+	out->vmars = handle_count(HANDLE_VMAR);
 	return 0;
 }

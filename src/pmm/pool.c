@@ -68,6 +68,7 @@ int pmm_init(const struct pmm_config *cfg)
 	rc = apply_numa_policy(cfg->numa_node);
 	if (rc < 0)
 		goto fail_map;
+	pool.numa_node = cfg->numa_node;
 	pool.limit_frames = cfg->limit_bytes >> PAGE_SHIFT;
 	atomic_store(&pool.frames, 0);
 	atomic_store(&pool.peak_frames, 0);
@@ -316,6 +317,7 @@ int pmm_fork_child(void)
 	pool.fd = fd;
 	pool.physmap = map;
 	pthread_mutex_init(&pool.lock, NULL);
+	apply_numa_policy(pool.numa_node); /* checked at init */
 	return 0;
 fail:
 	close(fd);

@@ -19,6 +19,7 @@ struct pool {
 	char *physmap;
 	uint64_t span_pages;
 	uint64_t limit_frames; /* 0: unlimited */
+	int numa_node;         /* -1: local */
 	_Atomic uint64_t frames;
 	_Atomic uint64_t peak_frames;
 	uint64_t windows;     /* under lock */

@@ -44,11 +44,12 @@ int uffd_init(const struct uffd_config *cfg)
 	uint64_t size = cfg->root_size ? page_round_up(cfg->root_size) : DEFAULT_ROOT_SIZE;
 	void *p = MAP_FAILED;
 
-	/* Address space may be scarce (sanitizers): halve until it fits. */
-	while (size >= MIN_ROOT_SIZE) {
+	/* Address space may be scarce (sanitizers): halve the default until
+	 * it fits; a size the caller chose is tried as it is. */
+	for (;;) {
 		p = mmap(NULL, size, PROT_NONE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p != MAP_FAILED || cfg->root_size)
+		if (p != MAP_FAILED || cfg->root_size || size / 2 < MIN_ROOT_SIZE)
 			break;
 		size /= 2;
 	}
@@ -361,8 +362,10 @@ int vmar_map(struct vmar *v, uint32_t options, uint64_t vmar_offset,
 	if ((options & ~(PERMS | UVMO_VMAR_SPECIFIC | UVMO_VMAR_SPECIFIC_OVERWRITE |
 			 UVMO_VMAR_MAP_RANGE | UVMO_VMAR_ALLOW_FAULTS)) ||
 	    !len || !page_aligned(len) || !page_aligned(vmo_offset) ||
-	    !page_aligned(vmar_offset) || range_overflows(vmo_offset, len))
+	    !page_aligned(vmar_offset))
 		return -EINVAL;
+	if (range_overflows(vmo_offset, len))
+		return -ERANGE;
 	if (((perms & (UVMO_PERM_WRITE | UVMO_PERM_EXECUTE)) && !(perms & UVMO_PERM_READ)))
 		return -EINVAL;
 
