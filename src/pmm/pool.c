@@ -24,16 +24,16 @@ bool pmm_ready(void)
 	return pool.fd >= 0;
 }
 
-static int apply_numa_policy(int node)
+static int apply_numa_policy(char *map, int node)
 {
 	if (numa_available() < 0)
 		return node < 0 ? 0 : -EINVAL;
 	if (node >= 0) {
 		if (node > numa_max_node() || numa_node_size64(node, NULL) < 0)
 			return -EINVAL;
-		numa_tonode_memory(pool.physmap, pool.span_pages << PAGE_SHIFT, node);
+		numa_tonode_memory(map, pool.span_pages << PAGE_SHIFT, node);
 	} else {
-		numa_setlocal_memory(pool.physmap, pool.span_pages << PAGE_SHIFT);
+		numa_setlocal_memory(map, pool.span_pages << PAGE_SHIFT);
 	}
 	return 0;
 }
@@ -65,7 +65,7 @@ int pmm_init(const struct pmm_config *cfg)
 		goto fail_fd;
 	}
 	pool.span_pages = span >> PAGE_SHIFT;
-	rc = apply_numa_policy(cfg->numa_node);
+	rc = apply_numa_policy(pool.physmap, cfg->numa_node);
 	if (rc < 0)
 		goto fail_map;
 	pool.numa_node = cfg->numa_node;
@@ -301,6 +301,7 @@ int pmm_fork_child(void)
 			 MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail;
+	apply_numa_policy(map, pool.numa_node); /* checked at init */
 	off_t pos = 0;
 	for (;;) {
 		off_t data = lseek(pool.fd, pos, SEEK_DATA);
@@ -317,7 +318,6 @@ int pmm_fork_child(void)
 	pool.fd = fd;
 	pool.physmap = map;
 	pthread_mutex_init(&pool.lock, NULL);
-	apply_numa_policy(pool.numa_node); /* checked at init */
 	return 0;
 fail:
 	close(fd);
