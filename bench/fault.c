@@ -39,6 +39,11 @@
  * median over the rounds.  This machine is a noisy VM: only ratios of
  * figures from the same run mean anything.
  *
+ * Environment: FAULT_BENCH_HANDLERS=n sets uvmo_config.fault_threads (0, the
+ * default, is one pinned handler per CPU; n > 0 is n unpinned handlers), to
+ * compare handler placements.  The load average is printed before and after:
+ * other work on the machine skews every figure, the 2-thread ones most.
+ *
  * A benchmark is not an assertion: a MISS still exits 0, and so does a
  * failing uvmo call (its rows then read ERR and the reason is printed).
  * Only a hang (a watchdog fires after WATCHDOG_S seconds without progress;
@@ -80,7 +85,7 @@
 #define MIN_ROUNDS 3
 #define BUDGET_S 45
 /* No progress for this long is a hang. */
-#define WATCHDOG_S 30
+#define WATCHDOG_S 60
 /* Seed of the random page order (row 2b). */
 #define RANDOM_SEED 0x5eedf00du
 
@@ -367,6 +372,21 @@ static const char *err_of(enum meas a, enum meas b)
 }
 
 static int rounds_done;
+static char load_before[64], load_after[64];
+static uint32_t handlers_cfg;
+
+static void read_loadavg(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	double a = 0, b = 0, c = 0;
+
+	if (!f || fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3)
+		snprintf(buf, len, "?");
+	else
+		snprintf(buf, len, "%.2f %.2f %.2f", a, b, c);
+	if (f)
+		fclose(f);
+}
 
 static void print_table(void)
 {
@@ -378,6 +398,11 @@ static void print_table(void)
 	       "per fault measurement, %u MiB for snapshot/fork; %d CPU%s\n",
 	       rounds_done, PAGES, (size_t)PAGES * PAGE >> 20,
 	       (unsigned)((size_t)SNAP_PAGES * PAGE >> 20), ncpus, ncpus == 1 ? "" : "s");
+	printf("uvmo fault handlers: %s; load average before: %s, after: %s\n",
+	       handlers_cfg ? "fault_threads set (unpinned)" : "default (one per CPU, pinned)",
+	       load_before, load_after[0] ? load_after : "-");
+	if (handlers_cfg)
+		printf("  fault_threads = %u\n", handlers_cfg);
 	printf("times are per 4 KiB page unless marked 'per call'; "
 	       "ratio = uvmo / baseline (row 4: rate ratio)\n\n");
 	printf("%-3s %-56s %11s  %-16s %8s  %-8s %s\n", "#", "measurement", "time",
@@ -1128,6 +1153,8 @@ static struct group groups[] = {
 
 int main(void)
 {
+	struct uvmo_config cfg;
+	const char *env = getenv("FAULT_BENCH_HANDLERS");
 	pthread_t wd;
 	uint64_t start;
 	int rc;
@@ -1139,7 +1166,11 @@ int main(void)
 	install_crash_handlers();
 
 	progress("uvmo_init");
-	rc = uvmo_init(NULL);
+	memset(&cfg, 0, sizeof cfg);
+	if (env)
+		cfg.fault_threads = handlers_cfg = (uint32_t)strtoul(env, NULL, 10);
+	read_loadavg(load_before, sizeof load_before);
+	rc = uvmo_init(&cfg);
 	if (rc < 0)
 		fprintf(stderr, "fault_bench: uvmo_init: %s (uvmo rows will fail)\n",
 			strerror(-rc));
@@ -1168,6 +1199,7 @@ int main(void)
 		rounds_done = round + 1;
 	}
 	progress("shutdown");
+	read_loadavg(load_after, sizeof load_after);
 	fork_helper_stop();
 	print_table();
 	return 0;
