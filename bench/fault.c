@@ -987,6 +987,7 @@ static int inherit_setup(enum meas m)
 static int run_inherit(bool random, enum meas m)
 {
 	uint64_t len = (uint64_t)PAGES * PAGE, t0, t1, sum;
+	struct uvmo_stats before, after;
 	uvmo_vmo_t *child;
 	char *p;
 	int rc;
@@ -1002,10 +1003,20 @@ static int run_inherit(bool random, enum meas m)
 		uvmo_vmo_close(child);
 		return fail(m, rc, "uvmo_vmar_map");
 	}
+	uvmo_get_stats(&before);
 	t0 = now_ns();
 	sum = touch_read(p, PAGES, random ? random_order : NULL);
 	t1 = now_ns();
 	record(m, (double)(t1 - t0) / PAGES);
+	uvmo_get_stats(&after);
+	/* Reading shared pages should share them (DESIGN.md section 3: the
+	 * ancestor's content installed write-protected), not copy them. */
+	if (after.committed_bytes > before.committed_bytes + len / 2)
+		problem("reading the inherited pages of a snapshot through a mapping "
+			"commits memory: %" PRIu64 " KiB more committed after reading %"
+			PRIu64 " KiB, cow_copies +%" PRIu64 " (reads copy instead of sharing)",
+			(after.committed_bytes - before.committed_bytes) >> 10, len >> 10,
+			after.cow_copies - before.cow_copies);
 	if (sum != inherit_sum)
 		problem("inherited read (%s): the bytes read through a snapshot's mapping "
 			"sum to %" PRIu64 ", the parent's to %" PRIu64,
@@ -1087,6 +1098,7 @@ static int run_threads(void)
 static int run_snapshot(void)
 {
 	uint64_t len = (uint64_t)SNAP_PAGES * PAGE, t0, t1, t2, t3;
+	struct uvmo_stats before, after;
 	uvmo_vmo_t *vmo, *child = NULL;
 	char *p;
 	int rc;
@@ -1103,6 +1115,7 @@ static int run_snapshot(void)
 	touch_write_pattern(p, SNAP_PAGES);
 	t1 = now_ns();
 	record(M_POPULATE, (double)(t1 - t0) / SNAP_PAGES);
+	uvmo_get_stats(&before);
 	t2 = now_ns();
 	rc = uvmo_vmo_create_child(vmo, UVMO_CHILD_SNAPSHOT, 0, len, &child);
 	t3 = now_ns();
@@ -1111,6 +1124,10 @@ static int run_snapshot(void)
 		goto out;
 	}
 	record(M_SNAP, (double)(t3 - t2));
+	uvmo_get_stats(&after);
+	if (after.committed_bytes > before.committed_bytes)
+		problem("a snapshot of a mapped VMO committed %" PRIu64 " KiB",
+			(after.committed_bytes - before.committed_bytes) >> 10);
 	/* The snapshot must not follow later writes. */
 	p[(size_t)(SNAP_PAGES / 3) * PAGE] = (char)0x11;
 	expect_byte(child, SNAP_PAGES / 3, pattern(SNAP_PAGES / 3), "snapshot of 256 MiB");
