@@ -121,10 +121,11 @@ void cow_mapping_attach_split(struct cow_node *n, struct cow_mapping *m);
  * its callbacks read (ranges, permissions) without racing them. */
 void cow_mapping_update(struct cow_node *n, void (*fn)(void *arg), void *arg);
 void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m);
-/* A fault on page @pg of @n: make @n own it (copy-on-write or zero fill).
+/* A fault on page @pg of @n: make @n own it (copy-on-write or zero fill),
+ * and, as far as the pool allows, the @ahead pages after it (fault-ahead).
  * 0, or -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT
  * (discarded). */
-int cow_fault(struct cow_node *n, uint64_t pg);
+int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead);
 /* Tell cow which buffers may be uvmo mappings: those are never touched
  * with a tree lock held (they are bounced). */
 void cow_set_managed_memory(bool (*managed)(const void *p, size_t len));

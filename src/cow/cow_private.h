@@ -216,6 +216,13 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg);
  * afterwards (a marker is left if ancestor content would show through). */
 int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker);
 
+/* ---- ops.c ---- */
+/* Give @n its own frame for every page in [first, end); pages done before
+ * a failure stay done.  The _root variant is for nodes with no parent
+ * (no copy-on-write: runs of frames in one call). */
+int cow_own_pages(struct cow_node *n, uint64_t first, uint64_t end);
+int cow_own_pages_root(struct cow_node *n, uint64_t first, uint64_t end);
+
 /* ---- mapping.c ---- */
 /* Tell every mapping of @n that its window moved or its size changed. */
 void cow_notify_window(struct cow_node *n, uint64_t old_size, uint64_t new_size);

@@ -84,7 +84,7 @@ void cow_notify_snapshot(struct cow_node *n)
 		m->ops->write_protect(m);
 }
 
-int cow_fault(struct cow_node *n, uint64_t pg)
+int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead)
 {
 	int rc = 0;
 
@@ -95,6 +95,15 @@ int cow_fault(struct cow_node *n, uint64_t pg)
 		rc = -ERANGE;
 	else if (!(pl_get(&n->pages, pg) & E_PRESENT))
 		rc = cow_fork_page(n, pg);
+	if (rc == 0 && ahead) {
+		/* Fault-ahead: best effort, never past the end; a VMO with no
+		 * parent gets its zero pages in one allocation. */
+		uint64_t end = min_u64(pg + 1 + ahead, size_pages(n->size));
+		if (n->parent)
+			cow_own_pages(n, pg + 1, end);
+		else
+			cow_own_pages_root(n, pg + 1, end);
+	}
 	if (rc == 0)
 		VALIDATE(n);
 	tree_unlock(n->tree);

@@ -104,7 +104,7 @@ static int read_locked(struct cow_node *n, void *buf, uint64_t off, size_t len)
 
 /* Give @n its own frame for every page in [first, end) (a write fault
  * that changes no byte).  Pages done before a failure stay done. */
-static int own_pages(struct cow_node *n, uint64_t first, uint64_t end)
+int cow_own_pages(struct cow_node *n, uint64_t first, uint64_t end)
 {
 	for (uint64_t pg = first; pg < end; pg++) {
 		if (pl_get(&n->pages, pg) & E_PRESENT)
@@ -118,7 +118,7 @@ static int own_pages(struct cow_node *n, uint64_t first, uint64_t end)
 
 /* A VMO with no parent needs no copy-on-write: allocate runs of missing
  * frames with one call each. */
-static int own_pages_root(struct cow_node *n, uint64_t first, uint64_t end)
+int cow_own_pages_root(struct cow_node *n, uint64_t first, uint64_t end)
 {
 	uint64_t pg = first;
 
@@ -163,7 +163,7 @@ static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_
 			need += cow_fork_cost(n, pg);
 		rc = pmm_reserve(need);
 		if (rc == 0) {
-			rc = own_pages(n, first, end);
+			rc = cow_own_pages(n, first, end);
 			pmm_unreserve();
 		}
 		while (rc == 0 && len) {
@@ -188,8 +188,8 @@ int cow_commit(struct cow_node *n, uint64_t off, uint64_t len)
 	if (rc == 0 && len) {
 		uint64_t first = off >> PAGE_SHIFT;
 		uint64_t end = page_round_up(off + len) >> PAGE_SHIFT;
-		rc = n->parent ? own_pages(n, first, end)
-			       : own_pages_root(n, first, end);
+		rc = n->parent ? cow_own_pages(n, first, end)
+			       : cow_own_pages_root(n, first, end);
 		VALIDATE(n);
 	}
 	tree_unlock(n->tree);

@@ -146,7 +146,8 @@ static void handle_fault(const struct uffd_msg *msg)
 	 * fork() in progress (which holds it for writing) sees no fault
 	 * half-served. */
 	pthread_rwlock_rdlock(&aspace_lock);
-	int rc = space_resolve_fault(addr);
+	uint64_t len;
+	int rc = space_resolve_fault(addr, &len);
 
 	if (rc == -ESRCH) {
 		/* Unmapped meanwhile: the retry finds no mapping (SIGSEGV). */

@@ -167,23 +167,38 @@ struct mapping *space_find_mapping(uint64_t addr)
 	}
 }
 
-int space_resolve_fault(uint64_t addr)
-{
-	int rc;
+/* Zircon's window: at most 16 pages served per fault. */
+#define FAULT_AHEAD 15u
 
+int space_resolve_fault(uint64_t addr, uint64_t *resolved_len)
+{
 	struct mapping *m = space_find_mapping(addr);
-	if (!m) {
-		rc = -ESRCH;
-	} else {
-		uint64_t off = addr - m->r.start + m->node_offset;
-		rc = off >= m->node_limit ? -ERANGE : cow_fault(m->node, off >> PAGE_SHIFT);
+	*resolved_len = PAGE_SIZE;
+	if (!m)
+		return -ESRCH;
+	uint64_t off = addr - m->r.start + m->node_offset;
+	if (off >= m->node_limit)
+		return -ERANGE;
+
+	/* Sequential faults earn a growing window; anything else resets it,
+	 * so random access costs no memory it does not touch. */
+	uint32_t ahead = 0;
+	if (atomic_load_explicit(&m->next_fault, memory_order_relaxed) == addr) {
+		ahead = atomic_load_explicit(&m->ahead, memory_order_relaxed);
+		ahead = ahead ? min_u64(2 * ahead, FAULT_AHEAD) : 1;
+	}
+	uint64_t room = min_u64((m->r.end - addr) >> PAGE_SHIFT,
+				m->node_limit == UINT64_MAX ? UINT64_MAX
+							    : (m->node_limit - off) >> PAGE_SHIFT);
+	ahead = (uint32_t)min_u64(ahead, room ? room - 1 : 0);
+	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead);
+	if (rc == 0) {
+		atomic_store_explicit(&m->ahead, ahead, memory_order_relaxed);
+		atomic_store_explicit(&m->next_fault, addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
+				      memory_order_relaxed);
 	}
 	return rc;
 }
-
-static bool fully_mapped(struct vmar *v, uint64_t start, uint64_t end);
-static int check_range(struct vmar *v, uint64_t addr, uint64_t len);
-int vmar_op_range_locked(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len);
 
 static void for_each_in(struct vmar *v, void (*fn)(struct mapping *m, void *arg),
 			void *arg)
@@ -351,6 +366,21 @@ static int check_range(struct vmar *v, uint64_t addr, uint64_t len)
 	return 0;
 }
 
+/* Every byte of [start, end) is in a mapping directly in @v. */
+static bool fully_mapped(struct vmar *v, uint64_t start, uint64_t end)
+{
+	uint64_t at = start;
+	for (struct region *r = first_overlap(&v->children, start, end);
+	     r && r->start < end; r = RB_NEXT(region_tree, &v->children, r)) {
+		if (r->is_vmar || r->start > at)
+			return false;
+		at = r->end;
+	}
+	return at >= end;
+}
+
+static int vmar_op_range_locked(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len);
+
 int vmar_map(struct vmar *v, uint32_t options, uint64_t vmar_offset,
 	     const struct map_target *t, uint64_t vmo_offset, uint64_t len,
 	     uint64_t *addr_out)
@@ -456,7 +486,7 @@ static int op_on_mapping(struct mapping *m, uint32_t op, uint64_t start, uint64_
 	}
 }
 
-int vmar_op_range_locked(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len)
+static int vmar_op_range_locked(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len)
 {
 	int rc = check_range(v, addr, len);
 	if (rc == 0 && !fully_mapped(v, addr, addr + len))
@@ -489,19 +519,6 @@ int vmar_unmap(struct vmar *v, uint64_t addr, uint64_t len)
 		rc = clear_range(v, addr, addr + len);
 	pthread_rwlock_unlock(&aspace_lock);
 	return rc;
-}
-
-/* Every byte of [start, end) is in a mapping directly in @v. */
-static bool fully_mapped(struct vmar *v, uint64_t start, uint64_t end)
-{
-	uint64_t at = start;
-	for (struct region *r = first_overlap(&v->children, start, end);
-	     r && r->start < end; r = RB_NEXT(region_tree, &v->children, r)) {
-		if (r->is_vmar || r->start > at)
-			return false;
-		at = r->end;
-	}
-	return at >= end;
 }
 
 int vmar_protect(struct vmar *v, uint32_t options, uint64_t addr, uint64_t len)

@@ -38,6 +38,10 @@ struct mapping {
 	bool writable;          /* the VMO handle may write */
 	uint64_t file_offset;   /* of the node's window when last mapped */
 	bool installed;
+	/* Fault-ahead: where a sequential reader would fault next, and how
+	 * far ahead to serve it (doubles on each hit, up to FAULT_AHEAD). */
+	_Atomic uint64_t next_fault;
+	_Atomic uint32_t ahead;
 	/* r, node_offset, perms and file_offset change only under the node's
 	 * tree lock (cow_mapping_update), since cow's callbacks read them. */
 };
@@ -49,7 +53,7 @@ extern struct vmar root_vmar;
 struct mapping *space_find_mapping(uint64_t addr);
 /* Resolve a fault at page address @addr (address-space lock held for
  * reading): 0, -ESRCH (no mapping), or cow's error. */
-int space_resolve_fault(uint64_t addr);
+int space_resolve_fault(uint64_t addr, uint64_t *resolved_len);
 bool space_pool_has_room(void);
 /* Give [start, end) back to the root's reservation (PROT_NONE). */
 void space_release(uint64_t start, uint64_t len);
