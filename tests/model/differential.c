@@ -53,6 +53,8 @@ enum diff_kind {
 	K_STALE,        /* vmo = a closed serial; variant = which call (enum stale_call) */
 	K_NULL,         /* a NULL argument; vmo = a live VMO for the other arguments;
 			 * variant = which call (enum null_call) */
+	K_BALLAST,      /* pool-limit runs: commit or decommit ballast frames so that
+			 * len frames are left free (the next calls run out exactly) */
 	K_KINDS
 };
 
@@ -122,6 +124,12 @@ struct diff_ctx {
 	uint8_t *buf;           /* what uvmo returned / the bytes written */
 	uint8_t *expect;        /* what the model returned */
 	uint8_t *save;          /* model bytes before a call that may fail with -ENOMEM */
+
+	/* Pool-limit runs: a root VMO outside the pool of slots whose only
+	 * purpose is to hold frames, so that the pool is nearly full exactly
+	 * when the generator wants (-ENOMEM at every step of a call). */
+	uvmo_vmo_t *ballast;
+	uint64_t ballast_pages; /* committed, from page 0 up */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -306,6 +314,9 @@ void diff_op_format(const struct diff_op *op, char *buf, size_t len)
 	case K_STALE:
 		snprintf(buf, len, "stale v%u: %s", op->vmo,
 			 op->variant < STALE_CALLS ? stale_names[op->variant] : "?");
+		break;
+	case K_BALLAST:
+		snprintf(buf, len, "ballast: leave %" PRIu64 " pool frames free", op->len);
 		break;
 	case K_NULL:
 		snprintf(buf, len, "NULL argument to %s (v%u)",
@@ -583,9 +594,11 @@ static int check_global(struct diff_ctx *c, bool final)
 			       st.committed_bytes, st.peak_committed_bytes);
 	if (!c->global_checks)
 		return 0;
-	if (st.vmos != c->nlive)
+	if (st.vmos != c->nlive + (c->ballast != NULL))
 		return diverge(c, "stats.vmos %" PRIu64 ", but %u handles are open", st.vmos,
-			       c->nlive);
+			       c->nlive + (c->ballast != NULL));
+	/* The ballast holds exactly the frames it committed. */
+	eager += c->ballast_pages * PAGE;
 	if (st.hidden_nodes > st.nodes)
 		return diverge(c, "stats.hidden_nodes %" PRIu64 " > nodes %" PRIu64,
 			       st.hidden_nodes, st.nodes);
@@ -700,6 +713,9 @@ static bool enomem_instead_of_success(struct diff_ctx *c, int got, int want)
 	if (!c->pool_limited || got != -ENOMEM || want != 0)
 		return false;
 	c->enomem++;
+	if (c->flags & DIFF_TRACE)
+		fprintf(stderr, "[%s%d #%zu]   -> -ENOMEM (out of frames; nothing may change)\n",
+			c->thread >= 0 ? "t" : "", c->thread >= 0 ? c->thread : 0, c->op_index);
 	return true;
 }
 
@@ -995,6 +1011,57 @@ static int sync_discard(struct diff_ctx *c, struct slot *s)
 	return 0;
 }
 
+static int exec_ballast(struct diff_ctx *c, const struct diff_op *op)
+{
+	struct uvmo_stats st;
+	const uint64_t limit_pages = DIFF_POOL_LIMIT_BYTES / PAGE;
+	int rc;
+
+	if (!c->pool_limited)
+		return 0;
+	if (!c->ballast) {
+		rc = uvmo_vmo_create(DIFF_POOL_LIMIT_BYTES, 0, &c->ballast);
+		if (rc != 0)
+			return diverge(c, "creating the ballast VMO returned %s", errno_name(rc));
+	}
+	rc = uvmo_get_stats(&st);
+	if (rc != 0)
+		return diverge(c, "uvmo_get_stats returned %s", errno_name(rc));
+	uint64_t used = st.committed_bytes / PAGE;
+	uint64_t free = used < limit_pages ? limit_pages - used : 0;
+
+	if (free > op->len) {
+		uint64_t more = free - op->len;
+
+		if (more > limit_pages - c->ballast_pages)
+			more = limit_pages - c->ballast_pages;
+		rc = uvmo_vmo_op_range(c->ballast, UVMO_OP_COMMIT, c->ballast_pages * PAGE,
+				       more * PAGE);
+		if (rc != 0)
+			return diverge(c, "committing %" PRIu64 " ballast pages with %" PRIu64
+				       " free returned %s", more, free, errno_name(rc));
+		c->ballast_pages += more;
+	} else if (free < op->len) {
+		uint64_t fewer = op->len - free;
+
+		if (fewer > c->ballast_pages)
+			fewer = c->ballast_pages;
+		c->ballast_pages -= fewer;
+		rc = uvmo_vmo_op_range(c->ballast, UVMO_OP_DECOMMIT, c->ballast_pages * PAGE,
+				       fewer * PAGE);
+		if (rc != 0)
+			return diverge(c, "decommitting ballast pages returned %s", errno_name(rc));
+	}
+	return 0;
+}
+
+static void drop_ballast(struct diff_ctx *c)
+{
+	uvmo_vmo_close(c->ballast);
+	c->ballast = NULL;
+	c->ballast_pages = 0;
+}
+
 /* Runs one operation; returns 0 if both sides agree (or the operation names
  * a VMO this replay does not have, and is skipped), -1 on divergence. */
 static int exec_op(struct diff_ctx *c, const struct diff_op *op)
@@ -1061,6 +1128,8 @@ static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 		return exec_stale(c, st, op);
 	case K_NULL:
 		return exec_null(c, s, op);
+	case K_BALLAST:
+		return exec_ballast(c, op);
 	default:
 		return diverge(c, "unknown op kind %u", op->kind);
 	}
@@ -1700,7 +1769,8 @@ static bool gen_child_of_discardable(struct diff_ctx *c, struct diff_op *op)
 
 enum gen_choice {
 	G_CREATE, G_CHILD, G_WRITE, G_READ, G_CHECK_VMO, G_ZERO, G_DECOMMIT, G_COMMIT,
-	G_HINT, G_SET_SIZE, G_CLOSE, G_CHECK_GLOBAL, G_ERROR, G_STALE, G_LOCK, G_CHOICES
+	G_HINT, G_SET_SIZE, G_CLOSE, G_CHECK_GLOBAL, G_ERROR, G_STALE, G_LOCK, G_BALLAST,
+	G_CHOICES
 };
 
 /* Relative weights of each kind of operation, given the run's flags and the
@@ -1753,6 +1823,10 @@ static void weights(struct diff_ctx *c, unsigned w[G_CHOICES])
 		w[G_STALE] = errors ? 1 : 0;
 		w[G_LOCK] = 2;
 	}
+	/* Threads share the pool: a ballast would only measure the other
+	 * thread's use, so only single-threaded runs fill it. */
+	if (c->pool_limited && c->thread < 0)
+		w[G_BALLAST] = 3;
 	if (c->nlive < 2)
 		w[G_CREATE] += 20;
 	if (c->nlive == 0)
@@ -1836,6 +1910,12 @@ static void gen_op(struct diff_ctx *c, struct diff_op *op)
 			if (gen_lock_op(c, op))
 				return;
 			break;
+		case G_BALLAST:
+			/* Mostly nearly full; sometimes let go, so that calls
+			 * succeed again for a while. */
+			op->kind = K_BALLAST;
+			op->len = chance(c, 1, 3) ? DIFF_POOL_LIMIT_BYTES / PAGE : below(c, 4);
+			return;
 		default:
 			break;
 		}
@@ -1881,6 +1961,7 @@ static void ctx_close_all(struct diff_ctx *c)
 {
 	while (c->nlive)
 		close_slot(c, &c->live[c->nlive - 1]);
+	drop_ballast(c);
 }
 
 static void ctx_free(struct diff_ctx *c)
@@ -1934,6 +2015,7 @@ static int ctx_run(struct diff_ctx *c, unsigned nops)
 		if (exec_op(c, &op))
 			return -1;
 	}
+	drop_ballast(c);
 	snprintf(c->desc, sizeof(c->desc), "end of run");
 	unsigned need = (c->flags & DIFF_SNAPSHOTS_ONLY) ? DIFF_MIN_CHAIN_DEPTH : DIFF_MIN_DEPTH;
 	unsigned got = (c->flags & DIFF_SNAPSHOTS_ONLY) ? c->max_snap_depth : c->max_depth;
@@ -2163,6 +2245,7 @@ int diff_replay(const struct diff_op *ops, size_t count, unsigned flags, char *e
 		c->op_index++;
 		rc = exec_op(c, &op);
 	}
+	drop_ballast(c);
 	if (rc == 0)
 		rc = final_check(c);
 	ctx_destroy(c);
