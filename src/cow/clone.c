@@ -50,7 +50,10 @@ int cow_snapshot(struct cow_node *n, uint64_t off, uint64_t size,
 	if (rc < 0)
 		goto fail;
 
-	/* Nothing can fail from here on. */
+	/* Nothing can fail from here on.  Write access goes first: a write
+	 * through a mapping that lands before this is part of the snapshot;
+	 * one after it faults, and waits for this tree lock. */
+	cow_notify_snapshot(n);
 	h->parent = n->parent;
 	h->parent_offset = n->parent_offset;
 	h->parent_limit = n->parent_limit;
@@ -72,9 +75,6 @@ int cow_snapshot(struct cow_node *n, uint64_t off, uint64_t size,
 	child->parent_limit = min_u64(min_u64(size, visible), n->size - off);
 	child->refs = 1;
 
-	/* Frames N owned are now borrowed: no mapping may write them in
-	 * place any more. */
-	cow_notify_snapshot(n);
 	VALIDATE(n);
 	tree_unlock(n->tree);
 	*out = child;

@@ -123,9 +123,11 @@ void cow_mapping_update(struct cow_node *n, void (*fn)(void *arg), void *arg);
 void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m);
 /* A fault on page @pg of @n: make @n own it (copy-on-write or zero fill),
  * and, as far as the pool allows, the @ahead pages after it (fault-ahead).
- * 0, or -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT
- * (discarded). */
-int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead);
+ * On success @resolved(@arg) runs before the tree lock is dropped, so that
+ * e.g. lifting a write protection cannot race a new snapshot.  0, or
+ * -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT (discarded). */
+int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead,
+	      void (*resolved)(void *arg), void *arg);
 /* Tell cow which buffers may be uvmo mappings: those are never touched
  * with a tree lock held (they are bounced). */
 void cow_set_managed_memory(bool (*managed)(const void *p, size_t len));

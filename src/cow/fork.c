@@ -9,12 +9,6 @@
 
 #include "cow/cow_private.h"
 
-static void copy_frame(struct pmm_window *dst, uint64_t dpg,
-		       struct pmm_window *src, uint64_t spg)
-{
-	memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);
-}
-
 /*
  * True if some node of @child's subtree, other than @exclude, sees hidden
  * @parent's page @ppg: @child covers the offset and neither it nor any
@@ -117,20 +111,18 @@ static int copy_down(struct cow_node *cur, uint64_t cpg, uint16_t e,
 		/* The original sits in the writer's own slot: the writer keeps
 		 * it in place and the old content is copied out for the others. */
 		UVMO_ASSERT(cpg == chpg);
-		rc = pmm_frame_claim(cur->home, cpg);
+		rc = pmm_frame_fill(cur->home, cpg, pmm_slot_addr(child->home, chpg));
 		if (rc < 0)
 			return rc;
-		copy_frame(cur->home, cpg, child->home, chpg);
 		cur_e |= E_HOME;
 		node_set_entry(child, chpg, E_PRESENT);
 	} else {
 		struct pmm_window *to = child->home;
 		if (!node_hidden(child))
 			cow_claim_home_slot(child, chpg);
-		rc = pmm_frame_claim(to, chpg);
+		rc = pmm_frame_fill(to, chpg, pmm_slot_addr(from, cpg));
 		if (rc < 0)
 			return rc;
-		copy_frame(to, chpg, from, cpg);
 		node_set_entry(child, chpg,
 			       E_PRESENT | (node_hidden(child) ? E_HOME : 0));
 	}

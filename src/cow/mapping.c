@@ -84,7 +84,8 @@ void cow_notify_snapshot(struct cow_node *n)
 		m->ops->write_protect(m);
 }
 
-int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead)
+int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead,
+	      void (*resolved)(void *arg), void *arg)
 {
 	int rc = 0;
 
@@ -104,8 +105,11 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead)
 		else
 			cow_own_pages_root(n, pg + 1, end);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		VALIDATE(n);
+		if (resolved)
+			resolved(arg);
+	}
 	tree_unlock(n->tree);
 	return rc;
 }

@@ -65,6 +65,11 @@ bool pmm_ready(void);
  * hook must only trylock anything else. */
 void pmm_set_reclaim_hook(uint64_t (*hook)(uint64_t pages));
 
+/* Called after frames were returned to the pool (so that faults refused
+ * for want of memory may be retried).  Must be cheap when idle; runs with
+ * the caller's locks held and must not call into pmm. */
+void pmm_set_freed_hook(void (*hook)(void));
+
 /* Windows.  A new window holds one reference and no frame. */
 int pmm_window_create(uint64_t pages, struct pmm_window **out);
 void pmm_window_ref(struct pmm_window *w);
@@ -84,11 +89,10 @@ void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg);
  * must be holes.  All or nothing: -ENOMEM at the pool limit (after the
  * reclaim hook had its chance) or when the host is out of memory. */
 int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n);
-/* Charge one frame at hole @pg of @w without populating it: the caller
- * fills it at once by copying a whole page into pmm_slot_addr (the copy
- * populates it; saves a syscall and a page clear on every copy-on-write).
- * -ENOMEM at the limit. */
-int pmm_frame_claim(struct pmm_window *w, uint64_t pg);
+/* Charge one frame at hole @pg of @w and fill it with the page at @src,
+ * atomically: no mapping of the slot ever sees it half-written.  Draws on
+ * the thread's reservation first.  -ENOMEM at the limit. */
+int pmm_frame_fill(struct pmm_window *w, uint64_t pg, const void *src);
 /* Reserve @n frames for this thread's next allocations, so that an
  * operation needing several frames fails before it starts (-ENOMEM, with
  * the reclaim hook's help as for pmm_frame_alloc) instead of half-way.

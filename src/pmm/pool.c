@@ -133,10 +133,19 @@ static int charge(uint64_t n)
 	return -ENOMEM;
 }
 
+static void (*freed_hook)(void);
+
+void pmm_set_freed_hook(void (*hook)(void))
+{
+	freed_hook = hook;
+}
+
 static void uncharge(uint64_t n)
 {
 	UVMO_ASSERT(atomic_load(&pool.frames) >= n);
 	atomic_fetch_sub(&pool.frames, n);
+	if (freed_hook)
+		freed_hook();
 }
 
 static off_t slot_offset(const struct pmm_window *w, uint64_t pg)
@@ -208,17 +217,59 @@ int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
 	return 0;
 }
 
-int pmm_frame_claim(struct pmm_window *w, uint64_t pg)
+/*
+ * Write a whole page into a hole with pwrite(2): shmem allocates the page
+ * locked and publishes it only once filled, so a concurrent fault on a
+ * mapping of the slot waits and never sees it half-written (a memcpy
+ * through the physmap would first fault in a zero page others could map).
+ */
+static int fill_hole(off_t off, const void *src)
+{
+	/*
+	 * The kernel copies with page faults disabled; if the source is not
+	 * mapped (a frame of the physmap that was filled by pwrite and never
+	 * touched), the first attempt copies nothing, and shmem then zeroes
+	 * the page, marks it up to date — visible to every mapping — and
+	 * copies again.  Copying through a buffer that is surely mapped keeps
+	 * the page invisible until it is whole.
+	 */
+	static __thread unsigned char bounce[PAGE_SIZE] __attribute__((aligned(64)));
+	memcpy(bounce, src, PAGE_SIZE);
+	ssize_t done = 0;
+	while (done < (ssize_t)PAGE_SIZE) {
+		ssize_t n = pwrite(pool.fd, bounce + done, PAGE_SIZE - (size_t)done,
+				   off + done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ENOSPC ? -ENOMEM : -errno;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+int pmm_frame_fill(struct pmm_window *w, uint64_t pg, const void *src)
 {
 	int rc = 0;
-	(void)pg;
-	if (reserved)
+	bool from_reserve = reserved > 0;
+	if (from_reserve)
 		reserved--;
 	else
 		rc = charge(1);
-	if (rc == 0)
-		w->frames++;
-	return rc;
+	if (rc < 0)
+		return rc;
+	rc = fill_hole(slot_offset(w, pg), src);
+	if (rc < 0) {
+		punch(slot_offset(w, pg), 1);
+		if (from_reserve)
+			reserved++;
+		else
+			uncharge(1);
+		return rc;
+	}
+	w->frames++;
+	return 0;
 }
 
 void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n)
@@ -232,8 +283,11 @@ void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n)
 void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 		   struct pmm_window *src, uint64_t spg)
 {
-	/* The copy itself populates the hole: no charge changes hands. */
-	memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);
+	/* One frame before, one after: no charge changes hands.  A failing
+	 * pwrite (host out of memory) falls back to a copy by hand, which
+	 * the kernel backs or kills us for, like any memory. */
+	if (fill_hole(slot_offset(dst, dpg), pmm_slot_addr(src, spg)) < 0)
+		memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);
 	punch(slot_offset(src, spg), 1);
 	src->frames--;
 	dst->frames++;

@@ -32,13 +32,19 @@ static const uint64_t required_features =
 static const uint64_t wanted_features =
 	UFFD_FEATURE_POISON | UFFD_FEATURE_WP_UNPOPULATED;
 
+/* Not UFFD_USER_MODE_ONLY: faults taken inside system calls (read(2)
+ * into a mapping) must be served too, not fail with EFAULT. */
+static int uffd_syscall(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
 static int open_uffd(void)
 {
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (fd < 0 && errno == EINVAL)
-		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int fd = uffd_syscall();
 	if (fd < 0)
-		return -errno;
+		return fd;
 
 	/* Ask what the kernel has, then enable what we use of it. */
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
@@ -51,11 +57,9 @@ static int open_uffd(void)
 	if ((have & required_features) != required_features)
 		return -ENOTSUP;
 
-	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (fd < 0 && errno == EINVAL)
-		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	fd = uffd_syscall();
 	if (fd < 0)
-		return -errno;
+		return fd;
 	api = (struct uffdio_api){ .api = UFFD_API,
 				   .features = required_features | (have & wanted_features) };
 	if (ioctl(fd, UFFDIO_API, &api) < 0) {
@@ -103,13 +107,8 @@ static _Atomic bool poison_pending;
 
 static void poison(uint64_t addr)
 {
-	struct uffdio_poison p = { .range = { .start = addr, .len = PAGE_SIZE } };
-	if (ioctl(engine.fd, UFFDIO_POISON, &p) < 0) {
-		/* No poison support: nothing better than waking it, which
-		 * faults again; only reached on kernels before 6.6. */
-		wake(addr, PAGE_SIZE);
-		return;
-	}
+	/* Recorded before the poison is placed: the woken thread may free
+	 * memory at once, and that must find the address to clear. */
 	pthread_mutex_lock(&poison_lock);
 	if (npoisoned == poison_cap) {
 		size_t cap = poison_cap ? poison_cap * 2 : 64;
@@ -122,7 +121,14 @@ static void poison(uint64_t addr)
 	if (npoisoned < poison_cap)
 		poisoned[npoisoned++] = addr;
 	atomic_store(&poison_pending, true);
+	struct uffdio_poison p = { .range = { .start = addr, .len = PAGE_SIZE } };
+	int rc = ioctl(engine.fd, UFFDIO_POISON, &p);
 	pthread_mutex_unlock(&poison_lock);
+	if (rc < 0) {
+		/* No poison support: nothing better than waking it, which
+		 * faults again; only reached on kernels before 6.6. */
+		wake(addr, PAGE_SIZE);
+	}
 }
 
 void engine_clear_poisons(void)
@@ -146,8 +152,7 @@ static void handle_fault(const struct uffd_msg *msg)
 	 * fork() in progress (which holds it for writing) sees no fault
 	 * half-served. */
 	pthread_rwlock_rdlock(&aspace_lock);
-	uint64_t len;
-	int rc = space_resolve_fault(addr, &len);
+	int rc = space_resolve_fault(addr, wp);
 
 	if (rc == -ESRCH) {
 		/* Unmapped meanwhile: the retry finds no mapping (SIGSEGV). */
@@ -156,8 +161,7 @@ static void handle_fault(const struct uffd_msg *msg)
 		atomic_fetch_add(&engine.sigbus_faults, 1);
 		poison(addr);
 	} else if (wp) {
-		atomic_fetch_add(&engine.wp_faults, 1);
-		engine_write_protect(addr, PAGE_SIZE, false); /* also wakes */
+		atomic_fetch_add(&engine.wp_faults, 1); /* lifted under the lock */
 	} else {
 		atomic_fetch_add(&engine.missing_faults, 1);
 		wake(addr, PAGE_SIZE);

@@ -67,6 +67,7 @@ int uffd_init(const struct uffd_config *cfg)
 	RB_INIT(&root_vmar.children);
 	atomic_init(&root_vmar.refs, 1);
 	cow_set_managed_memory(managed);
+	pmm_set_freed_hook(engine_clear_poisons);
 	return 0;
 }
 
@@ -79,6 +80,7 @@ void uffd_fini(void)
 	pthread_rwlock_wrlock(&aspace_lock);
 	destroy_children(&root_vmar);
 	pthread_rwlock_unlock(&aspace_lock);
+	pmm_set_freed_hook(NULL);
 	engine_stop();
 	cow_set_managed_memory(NULL);
 	munmap((void *)(uintptr_t)root_vmar.r.start, root_vmar.r.end - root_vmar.r.start);
@@ -170,10 +172,14 @@ struct mapping *space_find_mapping(uint64_t addr)
 /* Zircon's window: at most 16 pages served per fault. */
 #define FAULT_AHEAD 15u
 
-int space_resolve_fault(uint64_t addr, uint64_t *resolved_len)
+static void lift_write_protection(void *arg)
+{
+	engine_write_protect(*(uint64_t *)arg, PAGE_SIZE, false); /* also wakes */
+}
+
+int space_resolve_fault(uint64_t addr, bool wp)
 {
 	struct mapping *m = space_find_mapping(addr);
-	*resolved_len = PAGE_SIZE;
 	if (!m)
 		return -ESRCH;
 	uint64_t off = addr - m->r.start + m->node_offset;
@@ -191,7 +197,11 @@ int space_resolve_fault(uint64_t addr, uint64_t *resolved_len)
 				m->node_limit == UINT64_MAX ? UINT64_MAX
 							    : (m->node_limit - off) >> PAGE_SHIFT);
 	ahead = (uint32_t)min_u64(ahead, room ? room - 1 : 0);
-	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead);
+	/* A write-protect fault is answered under the tree lock: were the
+	 * protection lifted after it, a snapshot taken in between would have
+	 * its frame written through this mapping. */
+	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead,
+			   wp ? lift_write_protection : NULL, &addr);
 	if (rc == 0) {
 		atomic_store_explicit(&m->ahead, ahead, memory_order_relaxed);
 		atomic_store_explicit(&m->next_fault, addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
