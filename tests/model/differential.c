@@ -114,6 +114,8 @@ struct diff_ctx {
 	uint64_t *ids;          /* every uvmo id seen, to check they are never reused */
 	size_t nids, capids;
 	struct diff_log *log;
+	size_t *enomem_at;      /* indices into log of calls that ran out of frames */
+	size_t nenomem_at, capenomem_at;
 
 	/* reporting */
 	size_t op_index;
@@ -713,6 +715,19 @@ static bool enomem_instead_of_success(struct diff_ctx *c, int got, int want)
 	if (!c->pool_limited || got != -ENOMEM || want != 0)
 		return false;
 	c->enomem++;
+	if (c->log && c->log->count) {
+		if (c->nenomem_at == c->capenomem_at) {
+			size_t cap = c->capenomem_at ? 2 * c->capenomem_at : 64;
+			size_t *at = realloc(c->enomem_at, cap * sizeof(*at));
+
+			if (at) {
+				c->enomem_at = at;
+				c->capenomem_at = cap;
+			}
+		}
+		if (c->nenomem_at < c->capenomem_at)
+			c->enomem_at[c->nenomem_at++] = c->log->count - 1;
+	}
 	if (c->flags & DIFF_TRACE)
 		fprintf(stderr, "[%s%d #%zu]   -> -ENOMEM (out of frames; nothing may change)\n",
 			c->thread >= 0 ? "t" : "", c->thread >= 0 ? c->thread : 0, c->op_index);
@@ -1970,6 +1985,8 @@ static void ctx_free(struct diff_ctx *c)
 	free(c->expect);
 	free(c->save);
 	free(c->ids);
+	free(c->enomem_at);
+	c->enomem_at = NULL;
 	c->buf = c->expect = c->save = NULL;
 	c->ids = NULL;
 }
@@ -2107,15 +2124,52 @@ struct thread_arg {
 	struct diff_ctx *ctx;
 	unsigned nops;
 	int rc;
+	struct diff_log history;
 };
+
+/*
+ * A threaded run cannot be replayed exactly (which calls run out of pool
+ * frames depends on the other thread), so a failing thread writes its
+ * whole history, with the calls that ran out marked, to a file named in
+ * the failure message.
+ */
+static void dump_history(struct diff_ctx *c, const struct diff_log *log)
+{
+	char path[96], line[256];
+	size_t e = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "diff-fail-%" PRIu64 "-t%d.trace", c->seed, c->thread);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	for (size_t i = 0; i < log->count; i++) {
+		diff_op_format(&log->ops[i], line, sizeof(line));
+		fprintf(f, "%s\n", line);
+		if (e < c->nenomem_at && c->enomem_at[e] == i) {
+			fprintf(f, "  -> -ENOMEM (out of frames; nothing may change)\n");
+			e++;
+		}
+	}
+	fclose(f);
+	size_t used = strlen(c->errbuf);
+
+	snprintf(c->errbuf + used, c->errlen - used, " [history of thread %d: %s]", c->thread,
+		 path);
+}
 
 static void *thread_main(void *p)
 {
 	struct thread_arg *a = p;
 
+	a->ctx->log = &a->history;
 	a->rc = ctx_run(a->ctx, a->nops);
-	if (a->rc)
+	if (a->rc) {
 		atomic_store(a->ctx->stop, 1);
+		dump_history(a->ctx, &a->history);
+	}
+	a->ctx->log = NULL;
+	diff_log_free(&a->history);
 	/* Close what a stopped run left open, so the final check is fair. */
 	ctx_close_all(a->ctx);
 	return NULL;
