@@ -65,6 +65,21 @@ bool pmm_ready(void);
  * hook must only trylock anything else. */
 void pmm_set_reclaim_hook(uint64_t (*hook)(uint64_t pages));
 
+/*
+ * A thread may name a better way to fill holes for a while: the fault
+ * engine installs pages straight into the faulting mapping
+ * (UFFDIO_COPY / UFFDIO_ZEROPAGE), which fills the slot and maps it in one
+ * step.  @fill returns 0 if it filled [pg, pg + n) of @w with copies of the
+ * pages at @src (NULL: zeros), else an error and pmm fills them itself.
+ */
+struct pmm_installer {
+	int (*fill)(void *ctx, const struct pmm_window *w, uint64_t pg, uint64_t n,
+		    const void *src);
+	void *ctx;
+};
+/* Set (or, with NULL, clear) this thread's installer. */
+void pmm_set_installer(const struct pmm_installer *installer);
+
 /* Called after frames were returned to the pool (so that faults refused
  * for want of memory may be retried).  Must be cheap when idle; runs with
  * the caller's locks held and must not call into pmm. */

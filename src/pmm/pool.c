@@ -181,6 +181,18 @@ static void punch(off_t off, uint64_t n)
 }
 
 static __thread uint64_t reserved;
+static __thread const struct pmm_installer *installer;
+
+void pmm_set_installer(const struct pmm_installer *i)
+{
+	installer = i;
+}
+
+static bool installed(const struct pmm_window *w, uint64_t pg, uint64_t n,
+		      const void *src)
+{
+	return installer && installer->fill(installer->ctx, w, pg, n, src) == 0;
+}
 
 int pmm_reserve(uint64_t n)
 {
@@ -207,7 +219,7 @@ int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
 		rc = charge(n);
 	if (rc < 0)
 		return rc;
-	rc = populate(slot_offset(w, pg), n);
+	rc = installed(w, pg, n, NULL) ? 0 : populate(slot_offset(w, pg), n);
 	if (rc < 0) {
 		punch(slot_offset(w, pg), n);
 		uncharge(n);
@@ -259,7 +271,7 @@ int pmm_frame_fill(struct pmm_window *w, uint64_t pg, const void *src)
 		rc = charge(1);
 	if (rc < 0)
 		return rc;
-	rc = fill_hole(slot_offset(w, pg), src);
+	rc = installed(w, pg, 1, src) ? 0 : fill_hole(slot_offset(w, pg), src);
 	if (rc < 0) {
 		punch(slot_offset(w, pg), 1);
 		if (from_reserve)
@@ -286,7 +298,8 @@ void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 	/* One frame before, one after: no charge changes hands.  A failing
 	 * pwrite (host out of memory) falls back to a copy by hand, which
 	 * the kernel backs or kills us for, like any memory. */
-	if (fill_hole(slot_offset(dst, dpg), pmm_slot_addr(src, spg)) < 0)
+	if (!installed(dst, dpg, 1, pmm_slot_addr(src, spg)) &&
+	    fill_hole(slot_offset(dst, dpg), pmm_slot_addr(src, spg)) < 0)
 		memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);
 	punch(slot_offset(src, spg), 1);
 	src->frames--;

@@ -91,6 +91,30 @@ void engine_write_protect(uint64_t start, uint64_t len, bool protect)
 		;
 }
 
+int engine_install_zero(uint64_t addr, uint64_t len)
+{
+	struct uffdio_zeropage z = {
+		.range = { .start = addr, .len = len },
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+	if (ioctl(engine.fd, UFFDIO_ZEROPAGE, &z) < 0 || (uint64_t)z.zeropage != len)
+		return -EAGAIN; /* pmm fills what is left */
+	return 0;
+}
+
+int engine_install_copy(uint64_t addr, const void *src, uint64_t len)
+{
+	struct uffdio_copy c = {
+		.dst = addr,
+		.src = (uint64_t)(uintptr_t)src,
+		.len = len,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+	if (ioctl(engine.fd, UFFDIO_COPY, &c) < 0 || (uint64_t)c.copy != len)
+		return -EAGAIN;
+	return 0;
+}
+
 static void wake(uint64_t start, uint64_t len)
 {
 	struct uffdio_range r = { .start = start, .len = len };

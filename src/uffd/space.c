@@ -172,6 +172,26 @@ struct mapping *space_find_mapping(uint64_t addr)
 /* Zircon's window: at most 16 pages served per fault. */
 #define FAULT_AHEAD 15u
 
+/*
+ * Fill holes of the faulting mapping's window by installing the pages
+ * straight into the mapping: the slot is filled and mapped in one step, so
+ * the woken thread finds its page mapped instead of faulting a second time.
+ * Anything else (another window, outside the mapping) is left to pmm.
+ */
+static int install_into_mapping(void *ctx, const struct pmm_window *w, uint64_t pg,
+				uint64_t n, const void *src)
+{
+	struct mapping *m = ctx;
+	uint64_t off = pg << PAGE_SHIFT;
+	if (pmm_window_file_offset(w) != m->file_offset || off < m->node_offset)
+		return -EINVAL;
+	uint64_t addr = m->r.start + (off - m->node_offset);
+	uint64_t len = n << PAGE_SHIFT;
+	if (addr >= m->r.end || len > m->r.end - addr)
+		return -EINVAL;
+	return src ? engine_install_copy(addr, src, len) : engine_install_zero(addr, len);
+}
+
 static void lift_write_protection(void *arg)
 {
 	engine_write_protect(*(uint64_t *)arg, PAGE_SIZE, false); /* also wakes */
@@ -200,8 +220,11 @@ int space_resolve_fault(uint64_t addr, bool wp)
 	/* A write-protect fault is answered under the tree lock: were the
 	 * protection lifted after it, a snapshot taken in between would have
 	 * its frame written through this mapping. */
+	struct pmm_installer installer = { install_into_mapping, m };
+	pmm_set_installer(&installer);
 	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead,
 			   wp ? lift_write_protection : NULL, &addr);
+	pmm_set_installer(NULL);
 	if (rc == 0) {
 		atomic_store_explicit(&m->ahead, ahead, memory_order_relaxed);
 		atomic_store_explicit(&m->next_fault, addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
