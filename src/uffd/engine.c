@@ -172,6 +172,10 @@ static void handle_fault(const struct uffd_msg *msg)
 	uint64_t addr = msg->arg.pagefault.address & ~(PAGE_SIZE - 1);
 	bool wp = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
 
+	/* Counted on arrival: the faulting thread may run on (and read the
+	 * counters) as soon as the fault is answered. */
+	atomic_fetch_add(wp ? &engine.wp_faults : &engine.missing_faults, 1);
+
 	/* Held until the fault is answered: the mapping stays put, and a
 	 * fork() in progress (which holds it for writing) sees no fault
 	 * half-served. */
@@ -184,11 +188,8 @@ static void handle_fault(const struct uffd_msg *msg)
 	} else if (rc < 0) {
 		atomic_fetch_add(&engine.sigbus_faults, 1);
 		poison(addr);
-	} else if (wp) {
-		atomic_fetch_add(&engine.wp_faults, 1); /* lifted under the lock */
-	} else {
-		atomic_fetch_add(&engine.missing_faults, 1);
-		wake(addr, PAGE_SIZE);
+	} else if (!wp) {
+		wake(addr, PAGE_SIZE); /* a write-protect fault was lifted under the lock */
 	}
 	pthread_rwlock_unlock(&aspace_lock);
 }
