@@ -147,6 +147,18 @@ static void poison(uint64_t addr)
 	atomic_store(&poison_pending, true);
 	struct uffdio_poison p = { .range = { .start = addr, .len = PAGE_SIZE } };
 	int rc = ioctl(engine.fd, UFFDIO_POISON, &p);
+	if (rc < 0 && errno == EEXIST) {
+		/* A write-protect marker (a snapshot protected the hole) holds
+		 * the entry; zapping would put it back, unprotecting clears
+		 * it.  Without waking: the thread must find the poison. */
+		struct uffdio_writeprotect wp = {
+			.range = { .start = addr, .len = PAGE_SIZE },
+			.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+		};
+		ioctl(engine.fd, UFFDIO_WRITEPROTECT, &wp);
+		p.updated = 0;
+		rc = ioctl(engine.fd, UFFDIO_POISON, &p);
+	}
 	pthread_mutex_unlock(&poison_lock);
 	if (rc < 0) {
 		/* No poison support: nothing better than waking it, which

@@ -471,13 +471,15 @@ int vmar_map(struct vmar *v, uint32_t options, uint64_t vmar_offset,
 		goto out;
 	RB_INSERT(region_tree, &v->children, &m->r);
 	*addr_out = addr;
+	pthread_rwlock_unlock(&aspace_lock);
 	if (options & UVMO_VMAR_MAP_RANGE) {
-		rc = vmar_op_range_locked(v, UVMO_OP_MAP_RANGE, addr, len);
-		if (rc < 0) {
-			mapping_unmap_range(m, addr, addr + len);
-			goto out;
-		}
+		/* Populating faults, and fault handlers take the lock for
+		 * reading: hold it only for reading here. */
+		rc = vmar_op_range(v, UVMO_OP_MAP_RANGE, addr, len);
+		if (rc < 0)
+			vmar_unmap(v, addr, len);
 	}
+	return rc;
 out:
 	pthread_rwlock_unlock(&aspace_lock);
 	return rc;
