@@ -474,6 +474,30 @@ Test(fault, access_past_the_end_of_an_allow_faults_mapping_raises_sigbus)
 	cr_assert(x[0] == 1 && x[1] == 2);
 }
 
+Test(fault, access_past_the_end_of_a_snapshotted_vmo_raises_sigbus, .timeout = 20)
+{
+	uvmo_vmo_t *v = make_vmo(8 * PG, UVMO_VMO_RESIZABLE);
+	uvmo_vmo_t *c = snap(v);
+	uint8_t *m = map_vmo(root_vmar(), PERM_RW | UVMO_VMAR_ALLOW_FAULTS, v, 5 * PG, 5 * PG);
+	expect_read_ok(m);
+	expect_read_signal(SIGBUS, m + 3 * PG + 5);
+	expect_write_signal(SIGBUS, m + 4 * PG);
+	uvmo_vmo_close(c);
+}
+
+Test(fault, shrink_of_a_mapped_snapshotted_vmo_makes_access_past_the_end_raise_sigbus,
+     .timeout = 20)
+{
+	uint8_t *m;
+	uvmo_vmo_t *v = mapped_resizable(&m);
+	uvmo_vmo_t *c = snap(v);
+	expect_ok(uvmo_vmo_set_size(v, 4 * PG));
+	expect_read_signal(SIGBUS, m + 6 * PG);
+	expect_write_signal(SIGBUS, m + 5 * PG);
+	expect_mem_val(m, 4 * PG, 0x91);
+	expect_pages(c, 0, 8, 0x91);
+}
+
 Test(fault, write_to_a_read_only_mapping_kills_with_sigsegv, .signal = SIGSEGV)
 {
 	uvmo_vmo_t *v = make_vmo(PG, 0);
@@ -1317,6 +1341,18 @@ Test(fault, map_range_option_commits_at_map_time)
 	memset(m, 0xe1, 8 * PG);
 	expect_pages(v, 4, 8, 0xe1);
 	expect_page(v, 3, 0);
+}
+
+Test(fault, map_range_option_of_a_read_only_mapping_populates, .timeout = 20)
+{
+	uvmo_vmo_t *v = make_vmo(4 * PG, 0);
+	write_pattern(v, 46, 0, PG); /* pages 1..3 never written */
+	uint8_t *m = map_vmo(root_vmar(), PERM_R | UVMO_VMAR_MAP_RANGE, v, 0, 4 * PG);
+	expect_mem_pattern(m, PG, 46, 0);
+	expect_mem_val(m + PG, 3 * PG, 0);
+	uvmo_vmo_t *c = snap(v);
+	uint8_t *mc = map_vmo(root_vmar(), PERM_R | UVMO_VMAR_MAP_RANGE, c, 0, 4 * PG);
+	expect_mem_pattern(mc, PG, 46, 0);
 }
 
 Test(fault, map_range_option_of_a_clone_shows_the_parent_content_and_stays_isolated)

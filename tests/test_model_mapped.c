@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The reference-model differential test through mappings (issue 3,
+ * section 4): random VMO operations, clones, and map / unmap / protect /
+ * op_range, with reads and writes through mappings and calls, checked
+ * against the model — on one thread and on several at once.  Every failure
+ * names the seed, the thread, the operation and the thread's last
+ * operations (see tests/model/mapped.h).
+ */
+#include <criterion/criterion.h>
+
+#include <uvmo/uvmo.h>
+
+#include "model/mapped.h"
+
+#define OPS 6000u
+
+static void run(uint64_t seed, unsigned nops, unsigned threads, unsigned flags)
+{
+	static char err[8192];
+	int rc = mapped_run(seed, nops, threads, flags, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+}
+
+Test(model_mapped, one_thread_seed_1, .timeout = 60)
+{
+	run(1, OPS, 1, 0);
+}
+
+Test(model_mapped, one_thread_seed_2, .timeout = 60)
+{
+	run(2, OPS, 1, 0);
+}
+
+Test(model_mapped, one_thread_seed_3_shared_base, .timeout = 60)
+{
+	run(3, OPS, 1, MAPPED_SHARED_BASE);
+}
+
+Test(model_mapped, four_threads_own_trees, .timeout = 60)
+{
+	run(11, OPS / 2, 4, 0);
+}
+
+Test(model_mapped, four_threads_snapshotting_a_shared_base, .timeout = 60)
+{
+	run(12, OPS / 2, 4, MAPPED_SHARED_BASE);
+}
+
+Test(model_mapped, eight_threads_short_runs, .timeout = 60)
+{
+	run(13, OPS / 4, 8, MAPPED_SHARED_BASE);
+}
+
+/* Content only: no probes past a VMO's end (SIGBUS), so that a bug there
+ * does not hide everything else from these two. */
+Test(model_mapped, one_thread_content_only, .timeout = 60)
+{
+	run(31, OPS, 1, MAPPED_NO_PAST_END);
+}
+
+Test(model_mapped, four_threads_content_only, .timeout = 60)
+{
+	run(32, OPS / 2, 4, MAPPED_NO_PAST_END | MAPPED_SHARED_BASE);
+}
+
+/* The same engine (content only) with the operations that go through the
+ * kernel on the mapped memory: read(2) and write(2) into and out of
+ * mappings, and MAP_RANGE (which populates by faulting from kernel mode). */
+Test(model_mapped, one_thread_with_system_calls, .timeout = 60)
+{
+	run(21, OPS, 1, MAPPED_SYSCALLS | MAPPED_NO_PAST_END);
+}
+
+Test(model_mapped, one_thread_with_map_range, .timeout = 60)
+{
+	run(22, OPS, 1, MAPPED_MAP_RANGE | MAPPED_NO_PAST_END);
+}
+
+Test(model_mapped, four_threads_with_system_calls_and_map_range, .timeout = 60)
+{
+	run(23, OPS / 2, 4,
+	    MAPPED_SYSCALLS | MAPPED_MAP_RANGE | MAPPED_SHARED_BASE | MAPPED_NO_PAST_END);
+}
