@@ -61,6 +61,7 @@ static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_prot
 static void write_protect(struct cow_mapping *cm)
 {
 	struct mapping *m = of(cm);
+	/* Dead or not: until its range is released it is still mapped. */
 	engine_write_protect(m->r.start, len_of(m), true);
 }
 
@@ -69,6 +70,8 @@ static void window_changed(struct cow_mapping *cm, uint64_t file_offset,
 {
 	struct mapping *m = of(cm);
 
+	if (m->dead)
+		return;
 	if (file_offset != m->file_offset) {
 		/* The window moved: map it anew.  Borrowed frames moved with
 		 * it, so write-protect everything; owned pages pay one extra
@@ -110,6 +113,12 @@ int mapping_create(struct vmar *v, uint64_t addr, uint64_t len,
 	}
 	*out = m;
 	return 0;
+}
+
+static void mark_dead(void *arg)
+{
+	struct mapping *m = arg;
+	m->dead = true;
 }
 
 static void detach_and_free(struct mapping *m)
@@ -179,12 +188,14 @@ int mapping_unmap_range(struct mapping *m, uint64_t start, uint64_t end)
 		if (rc < 0)
 			return rc;
 	}
-	/* Detach before giving the range back, so that no callback can map
-	 * the window there again. */
-	uint64_t at = mid->r.start, len = len_of(mid);
+	/* Mark it dead (no remap may bring the window back), take the pages
+	 * away, and only then detach: until the range is gone a snapshot must
+	 * still be able to protect it, or a racing write could reach a frame
+	 * the snapshot borrowed. */
 	RB_REMOVE(region_tree, &mid->vmar->children, &mid->r);
+	cow_mapping_update(mid->node, mark_dead, mid);
+	space_release(mid->r.start, len_of(mid));
 	detach_and_free(mid);
-	space_release(at, len);
 	return 0;
 }
 

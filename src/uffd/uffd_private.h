@@ -38,6 +38,7 @@ struct mapping {
 	bool writable;          /* the VMO handle may write */
 	uint64_t file_offset;   /* of the node's window when last mapped */
 	bool installed;
+	bool dead;              /* being unmapped: never remapped again */
 	/* Fault-ahead: where a sequential reader would fault next, and how
 	 * far ahead to serve it (doubles on each hit, up to FAULT_AHEAD). */
 	_Atomic uint64_t next_fault;
