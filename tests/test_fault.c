@@ -903,10 +903,10 @@ struct race_setup {
 	pthread_t t[WRITERS];
 };
 
-static void race_start(struct race_setup *s)
+static void race_start_with(struct race_setup *s, uint32_t vmo_options, uint32_t map_options)
 {
-	s->vmo = make_vmo(RACE_PAGES * PG, 0);
-	s->map = map_rw(s->vmo);
+	s->vmo = make_vmo(RACE_PAGES * PG, vmo_options);
+	s->map = map_vmo(root_vmar(), PERM_RW | map_options, s->vmo, 0, RACE_PAGES * PG);
 	atomic_store(&s->stop, false);
 	for (unsigned i = 0; i < RACE_PAGES; i++)
 		atomic_store(&s->seq[i], 0);
@@ -916,6 +916,11 @@ static void race_start(struct race_setup *s)
 					 .pages = PAGES_PER_WRITER, .seq = s->seq };
 	}
 	start_workers(s->t, WRITERS, race_writer, s->w, sizeof(s->w[0]));
+}
+
+static void race_start(struct race_setup *s)
+{
+	race_start_with(s, 0, 0);
 }
 
 static void race_stop(struct race_setup *s)
@@ -1088,6 +1093,27 @@ Test(fault, faults_racing_with_protect_stay_correct, .timeout = 120)
 	free(s);
 }
 
+Test(fault, faults_racing_with_resize_stay_correct, .timeout = 120)
+{
+	struct race_setup *s = calloc(1, sizeof(*s));
+	race_start_with(s, UVMO_VMO_RESIZABLE, UVMO_VMAR_ALLOW_FAULTS);
+	/* The writers use pages 0..23; the test thread moves the end between
+	 * page 40 and page 64 and looks past it and at the grown tail. */
+	for (unsigned round = 0; round < 400 && !atomic_load(&thread_failed); round++) {
+		expect_ok(uvmo_vmo_set_size(s->vmo, 40 * PG));
+		expect_read_signal(SIGBUS, s->map + (40 + round % 24) * PG);
+		expect_ok(uvmo_vmo_set_size(s->vmo, RACE_PAGES * PG));
+		uint64_t pg = 40 + (round * 7) % 24;
+		expect_mem_val(s->map + pg * PG, PG, 0);
+		s->map[pg * PG + round % PG] = (uint8_t)(round | 1);
+		uint8_t x;
+		expect_ok(uvmo_vmo_read(s->vmo, &x, pg * PG + round % PG, 1));
+		cr_assert_eq(x, (uint8_t)(round | 1));
+	}
+	race_stop(s);
+	free(s);
+}
+
 /* ---------------------------------------------------------------------- */
 /* the pool running out during a fault                                    */
 /* ---------------------------------------------------------------------- */
@@ -1245,6 +1271,62 @@ Test(fault, pool_exhaustion_during_a_copy_on_write_fault_raises_sigbus, .timeout
 	expect_pages(c, n + 1, 48 - n - 1, 0x5a);
 	expect_pages(p, 0, 48, 0x5a);
 }
+
+Test(fault, mapping_of_a_discarded_vmo_raises_sigbus_until_locked_again, .timeout = 60)
+{
+	init_with_pool_limit(SMALL_POOL_PAGES * PG);
+	uvmo_vmo_t *d = make_vmo(16 * PG, UVMO_VMO_DISCARDABLE);
+	expect_ok(uvmo_vmo_op_range(d, UVMO_OP_LOCK, 0, 16 * PG));
+	uint8_t *m = map_rw(d);
+	memset(m, 0xd1, 16 * PG);
+	expect_ok(uvmo_vmo_op_range(d, UVMO_OP_UNLOCK, 0, 16 * PG));
+	/* Pressure: the pool needs the unlocked VMO's frames. */
+	uvmo_vmo_t *o = make_vmo(SMALL_POOL_PAGES * PG, 0);
+	for (uint64_t pg = 0; pg < SMALL_POOL_PAGES; pg++)
+		fill_page(o, pg, 0xbb);
+	cr_assert(info_of(d).flags & UVMO_INFO_DISCARDED, "the unlocked VMO was not discarded");
+	expect_read_signal(SIGBUS, m);
+	expect_write_signal(SIGBUS, m + 5 * PG);
+	/* Room again, and LOCK reports the discard: the mapping reads zero. */
+	expect_ok(uvmo_vmo_op_range(o, UVMO_OP_DECOMMIT, 0, 32 * PG));
+	expect_rc(1, uvmo_vmo_op_range(d, UVMO_OP_LOCK, 0, 16 * PG));
+	expect_mem_val(m, 16 * PG, 0);
+	memset(m + PG, 0xd2, PG);
+	expect_page(d, 1, 0xd2);
+}
+
+#if defined(__x86_64__)
+/* mov eax, 42; ret */
+static const uint8_t code_42[] = { 0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3 };
+
+static int call_at(const uint8_t *p)
+{
+	int (*fn)(void);
+	memcpy(&fn, &p, sizeof(fn));
+	return fn();
+}
+
+Test(fault, execute_mapping_runs_code_from_the_vmo)
+{
+	uvmo_vmo_t *v = make_vmo(2 * PG, 0);
+	expect_ok(uvmo_vmo_write(v, code_42, PG + 16, sizeof(code_42)));
+	uint8_t *m = map_vmo(root_vmar(), PERM_R | UVMO_PERM_EXECUTE, v, 0, 2 * PG);
+	cr_assert_eq(call_at(m + PG + 16), 42);
+	/* A snapshot's mapping runs the code it inherited, never faulted before. */
+	uvmo_vmo_t *c = snap(v);
+	uint8_t *mc = map_vmo(root_vmar(), PERM_R | UVMO_PERM_EXECUTE, c, 0, 2 * PG);
+	cr_assert_eq(call_at(mc + PG + 16), 42);
+}
+
+Test(fault, executing_a_mapping_without_execute_kills_with_sigsegv, .signal = SIGSEGV)
+{
+	uvmo_vmo_t *v = make_vmo(PG, 0);
+	expect_ok(uvmo_vmo_write(v, code_42, 0, sizeof(code_42)));
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, PG);
+	cr_assert_eq(m[0], 0xb8);
+	call_at(m);
+}
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* op_range through the VMAR, and MAP_RANGE                               */
