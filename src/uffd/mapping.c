@@ -172,22 +172,29 @@ static void apply_protection(void *arg)
 	m->perms = a->perms;
 }
 
-int mapping_unmap_range(struct mapping *m, uint64_t start, uint64_t end)
+/* Split @m so that [start, end) (inside it) is a mapping of its own. */
+static int isolate(struct mapping *m, uint64_t start, uint64_t end, struct mapping **mid)
 {
-	struct mapping *mid = m, *right;
+	struct mapping *right;
 	int rc;
 
-	/* Isolate [start, end) as its own mapping, then drop it. */
+	*mid = m;
 	if (end < m->r.end) {
 		rc = mapping_split(m, end, &right);
 		if (rc < 0)
 			return rc;
 	}
-	if (start > m->r.start) {
-		rc = mapping_split(m, start, &mid);
-		if (rc < 0)
-			return rc;
-	}
+	if (start > m->r.start)
+		return mapping_split(m, start, mid);
+	return 0;
+}
+
+int mapping_unmap_range(struct mapping *m, uint64_t start, uint64_t end)
+{
+	struct mapping *mid;
+	int rc = isolate(m, start, end, &mid);
+	if (rc < 0)
+		return rc;
 	/* Mark it dead (no remap may bring the window back), take the pages
 	 * away, and only then detach: until the range is gone a snapshot must
 	 * still be able to protect it, or a racing write could reach a frame
@@ -202,19 +209,10 @@ int mapping_unmap_range(struct mapping *m, uint64_t start, uint64_t end)
 int mapping_protect_range(struct mapping *m, uint64_t start, uint64_t end,
 			  uint32_t perms)
 {
-	struct mapping *mid = m, *right;
-	int rc;
-
-	if (end < m->r.end) {
-		rc = mapping_split(m, end, &right);
-		if (rc < 0)
-			return rc;
-	}
-	if (start > m->r.start) {
-		rc = mapping_split(m, start, &mid);
-		if (rc < 0)
-			return rc;
-	}
+	struct mapping *mid;
+	int rc = isolate(m, start, end, &mid);
+	if (rc < 0)
+		return rc;
 	/* Write access appears only as the kernel allows it: pages still
 	 * write-protected by userfaultfd stay so, and fault into cow. */
 	struct protect_args a = { mid, perms, 0 };
