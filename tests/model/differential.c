@@ -734,13 +734,12 @@ static bool enomem_instead_of_success(struct diff_ctx *c, int got, int want)
 	return true;
 }
 
-static int exec_create(struct diff_ctx *c, const struct diff_op *op)
+/* Compare the outcome of a call that creates a VMO in uvmo and in the
+ * model, then keep both (or neither). */
+static int settle_new_vmo(struct diff_ctx *c, const struct diff_op *op, struct slot *parent,
+			  const char *call, int got, uvmo_vmo_t *h, int want,
+			  struct model_vmo *m)
 {
-	uvmo_vmo_t *h = NULL;
-	struct model_vmo *m = NULL;
-	int got = uvmo_vmo_create(op->len, op->options, &h);
-	int want = model_api_create(op->len, op->options, &m);
-
 	if (enomem_instead_of_success(c, got, want)) {
 		model_close(m);
 		return 0;
@@ -750,11 +749,20 @@ static int exec_create(struct diff_ctx *c, const struct diff_op *op)
 			uvmo_vmo_close(h);
 		if (want == 0)
 			model_close(m);
-		return expect_rc(c, "uvmo_vmo_create", got, want);
+		return expect_rc(c, call, got, want);
 	}
 	if (got != 0)
 		return 0;
-	return add_slot(c, op, NULL, h, m);
+	return add_slot(c, op, parent, h, m);
+}
+
+static int exec_create(struct diff_ctx *c, const struct diff_op *op)
+{
+	uvmo_vmo_t *h = NULL;
+	struct model_vmo *m = NULL;
+	int got = uvmo_vmo_create(op->len, op->options, &h);
+	int want = model_api_create(op->len, op->options, &m);
+	return settle_new_vmo(c, op, NULL, "uvmo_vmo_create", got, h, want, m);
 }
 
 static int exec_child(struct diff_ctx *c, struct slot *parent, const struct diff_op *op)
@@ -763,21 +771,7 @@ static int exec_child(struct diff_ctx *c, struct slot *parent, const struct diff
 	struct model_vmo *m = NULL;
 	int got = uvmo_vmo_create_child(parent->h, op->options, op->offset, op->len, &h);
 	int want = model_api_create_child(parent->m, op->options, op->offset, op->len, &m);
-
-	if (enomem_instead_of_success(c, got, want)) {
-		model_close(m);
-		return 0;
-	}
-	if (got != want) {
-		if (got == 0)
-			uvmo_vmo_close(h);
-		if (want == 0)
-			model_close(m);
-		return expect_rc(c, "uvmo_vmo_create_child", got, want);
-	}
-	if (got != 0)
-		return 0;
-	return add_slot(c, op, parent, h, m);
+	return settle_new_vmo(c, op, parent, "uvmo_vmo_create_child", got, h, want, m);
 }
 
 static int exec_write(struct diff_ctx *c, struct slot *s, const struct diff_op *op)
