@@ -222,6 +222,8 @@ int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker);
  * (no copy-on-write: runs of frames in one call). */
 int cow_own_pages(struct cow_node *n, uint64_t first, uint64_t end);
 int cow_own_pages_root(struct cow_node *n, uint64_t first, uint64_t end);
+/* Drop every entry of non-hidden @n in [first, end), frames in runs. */
+void cow_drop_own_pages(struct cow_node *n, uint64_t first, uint64_t end);
 
 /* ---- mapping.c ---- */
 /* Tell every mapping of @n that its window moved or its size changed. */

@@ -46,17 +46,8 @@ void discard_untrack(struct cow_node *n)
 
 void discard_node(struct cow_node *n)
 {
-	uint64_t pg;
-	uint16_t e;
-
 	UVMO_ASSERT(!n->parent && n->lock_count == 0);
-	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
-		if (e & E_PRESENT)
-			pmm_frame_free(n->home, pg, 1);
-	}
-	pl_clear(&n->pages);
-	n->committed = 0;
-	n->split_entries = 0;
+	cow_drop_own_pages(n, 0, UINT64_MAX);
 	n->discarded = true;
 	count(&cow_counters.discards, 1);
 }

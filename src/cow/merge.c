@@ -8,37 +8,6 @@
 
 #include "cow/cow_private.h"
 
-static void free_own_frames(struct cow_node *n)
-{
-	uint64_t pg, run_start = 0, run_len = 0;
-	uint16_t e;
-
-	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
-		if (!(e & E_PRESENT))
-			continue;
-		struct pmm_window *w = entry_window(n, e);
-		if (run_len && run_start + run_len == pg && w == n->home &&
-		    !node_hidden(n)) {
-			run_len++;
-			continue;
-		}
-		if (run_len)
-			pmm_frame_free(n->home, run_start, run_len);
-		run_len = 0;
-		if (w == n->home && !node_hidden(n)) {
-			run_start = pg;
-			run_len = 1;
-		} else {
-			pmm_frame_free(w, pg, 1);
-		}
-	}
-	if (run_len)
-		pmm_frame_free(n->home, run_start, run_len);
-	pl_clear(&n->pages);
-	n->committed = 0;
-	n->split_entries = 0;
-}
-
 /* Move hidden @h's page @pg (entry @e) to survivor @s at @spg. */
 static void move_into_survivor(struct cow_node *h, uint64_t pg, uint16_t e,
 			       struct cow_node *s, uint64_t spg)
@@ -170,7 +139,7 @@ void node_die(struct cow_node *n)
 	UVMO_ASSERT(!node_hidden(n) && n->refs == 0);
 	if (n->flags & N_DISCARDABLE)
 		discard_untrack(n);
-	free_own_frames(n);
+	cow_drop_own_pages(n, 0, UINT64_MAX);
 	if (parent) {
 		struct cow_node *survivor = sibling_of(n);
 		n->parent = NULL;

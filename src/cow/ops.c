@@ -256,8 +256,9 @@ static int release_range(struct cow_node *n, uint64_t first, uint64_t end,
 	return rc;
 }
 
-/* Zero [first, end) of a VMO with no parent: frames go back in runs. */
-static void release_range_root(struct cow_node *n, uint64_t first, uint64_t end)
+/* Drop every entry of non-hidden @n in [first, end); its frames go back
+ * to the pool in runs (one punch per run). */
+void cow_drop_own_pages(struct cow_node *n, uint64_t first, uint64_t end)
 {
 	uint64_t pg, run_start = 0, run_len = 0;
 	uint16_t e;
@@ -339,7 +340,7 @@ int cow_zero(struct cow_node *n, uint64_t off, uint64_t len)
 					rc = release_range(n, first_full >> PAGE_SHIFT,
 							   end_full >> PAGE_SHIFT, true);
 				else
-					release_range_root(n, first_full >> PAGE_SHIFT,
+					cow_drop_own_pages(n, first_full >> PAGE_SHIFT,
 							   end_full >> PAGE_SHIFT);
 			}
 		}
@@ -374,7 +375,7 @@ int cow_set_size(struct cow_node *n, uint64_t size)
 		if (n->parent)
 			rc = release_range(n, first, end, false);
 		else
-			release_range_root(n, first, end);
+			cow_drop_own_pages(n, first, end);
 		if (rc == 0) {
 			n->size = size;
 			n->parent_limit = min_u64(n->parent_limit, size);

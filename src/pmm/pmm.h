@@ -121,8 +121,6 @@ void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n);
  * becomes a hole.  Charges nothing (one frame before, one after). */
 void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 		   struct pmm_window *src, uint64_t spg);
-/* Make [pg, pg + n) of @w, which holds frames, read zero (keeps them). */
-void pmm_frame_zero(struct pmm_window *w, uint64_t pg, uint64_t n);
 /* True if the slot is populated in the memfd (a syscall: for validation). */
 bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg);
 

@@ -306,11 +306,6 @@ void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 	dst->frames++;
 }
 
-void pmm_frame_zero(struct pmm_window *w, uint64_t pg, uint64_t n)
-{
-	memset(pmm_slot_addr(w, pg), 0, n << PAGE_SHIFT);
-}
-
 bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg)
 {
 	off_t off = slot_offset(w, pg);

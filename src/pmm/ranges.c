@@ -21,7 +21,6 @@ RB_HEAD(extent_tree, extent);
 RB_GENERATE(extent_tree, extent, link, extent_cmp)
 
 static struct extent_tree free_extents = RB_INITIALIZER(&free_extents);
-static uint64_t nr_extents;
 
 void ranges_init(uint64_t span_pages)
 {
@@ -31,7 +30,6 @@ void ranges_init(uint64_t span_pages)
 	e->start = 0;
 	e->pages = span_pages;
 	RB_INSERT(extent_tree, &free_extents, e);
-	nr_extents = 1;
 }
 
 void ranges_fini(void)
@@ -41,7 +39,6 @@ void ranges_fini(void)
 		RB_REMOVE(extent_tree, &free_extents, e);
 		free(e);
 	}
-	nr_extents = 0;
 }
 
 int ranges_alloc(uint64_t pages, uint64_t *base)
@@ -56,7 +53,6 @@ int ranges_alloc(uint64_t pages, uint64_t *base)
 		if (e->pages == 0) {
 			RB_REMOVE(extent_tree, &free_extents, e);
 			free(e);
-			nr_extents--;
 		}
 		return 0;
 	}
@@ -78,7 +74,6 @@ void ranges_free(uint64_t base, uint64_t pages)
 			prev->pages += next->pages;
 			RB_REMOVE(extent_tree, &free_extents, next);
 			free(next);
-			nr_extents--;
 		}
 		return;
 	}
@@ -97,7 +92,6 @@ void ranges_free(uint64_t base, uint64_t pages)
 	e->start = base;
 	e->pages = pages;
 	RB_INSERT(extent_tree, &free_extents, e);
-	nr_extents++;
 }
 
 int ranges_try_extend(uint64_t base, uint64_t pages, uint64_t new_pages)
@@ -113,12 +107,7 @@ int ranges_try_extend(uint64_t base, uint64_t pages, uint64_t new_pages)
 	if (e->pages == 0) {
 		RB_REMOVE(extent_tree, &free_extents, e);
 		free(e);
-		nr_extents--;
 	}
 	return 0;
 }
 
-uint64_t ranges_free_extents(void)
-{
-	return nr_extents;
-}

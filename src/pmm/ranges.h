@@ -19,6 +19,5 @@ void ranges_free(uint64_t base, uint64_t pages);
 /* Grow [base, base + pages) in place to new_pages if the extent right
  * after it is free and large enough: 0, or -ENOMEM leaving it unchanged. */
 int ranges_try_extend(uint64_t base, uint64_t pages, uint64_t new_pages);
-uint64_t ranges_free_extents(void);
 
 #endif
