@@ -401,6 +401,240 @@ int uvmo_vmar_destroy(uvmo_vmar_t *vmar);
 /** uvmo_vmar_close - drop the handle (does not unmap).  NULL is ignored. */
 void uvmo_vmar_close(uvmo_vmar_t *vmar);
 
+/* ------------------------------------------------------------------------ */
+/* Pager (modelled on Zircon's zx_pager_*)                                   */
+/* ------------------------------------------------------------------------ */
+
+/** A user pager: the outside source of content of the VMOs it creates. */
+typedef struct uvmo_pager uvmo_pager_t;
+
+/* uvmo_pager_create_vmo options (UVMO_VMO_RESIZABLE also applies) */
+#define UVMO_VMO_TRAP_DIRTY (1u << 2) /**< first write to a clean page asks the pager (DIRTY) */
+
+/**
+ * uvmo_pager_create - create a pager.
+ * @options: must be 0.
+ * Errors: -EINVAL (NULL @out, unknown options), -ENOMEM, -EMFILE.
+ * Thread-safety: safe.
+ */
+int uvmo_pager_create(uint32_t options, uvmo_pager_t **out);
+
+/**
+ * uvmo_pager_create_vmo - create a VMO whose content the pager supplies.
+ * @options: UVMO_VMO_RESIZABLE, UVMO_VMO_TRAP_DIRTY.
+ * @key:     any value; it comes back in every request about this VMO.
+ * @size:    bytes, a multiple of UVMO_PAGE_SIZE (zero only if resizable).
+ *
+ * A page that is not present (never supplied, or evicted) becomes a READ
+ * request; the thread that needs it (a fault, or a call such as
+ * uvmo_vmo_read) waits until the pager supplies the page or fails it.
+ * Supplied pages start Clean; a write makes them Dirty — at once, or, with
+ * UVMO_VMO_TRAP_DIRTY, once the pager acknowledges a DIRTY request.
+ * Growing the VMO adds pages that read zero and are Dirty (they must be
+ * written back).  The VMO is served through this handle: requests carry it
+ * in `vmo`, and the pager calls below accept it even after it has been
+ * closed, for as long as the VMO lives (mappings and other handles keep it
+ * alive).  When the VMO dies, or is detached, a COMPLETE request follows.
+ * Children: SLICE; SNAPSHOT_AT_LEAST_ON_WRITE and SNAPSHOT_MODIFIED (see
+ * uvmo_vmo_create_child); a plain SNAPSHOT is refused (-ENOTSUP), as in
+ * Zircon.
+ * Errors: -EINVAL (NULL, unknown options, unaligned or zero size),
+ * -ERANGE (size above UVMO_VMO_MAX_SIZE), -EBUSY (pager destroyed),
+ * -ENOMEM, -EBADF.  Thread-safety: safe.
+ */
+int uvmo_pager_create_vmo(uvmo_pager_t *pager, uint32_t options, uint64_t key,
+			  uint64_t size, uvmo_vmo_t **out);
+
+/**
+ * uvmo_pager_fd - a descriptor that polls readable while requests are
+ * pending (poll, epoll, io_uring IORING_OP_POLL_ADD).  Owned by the pager:
+ * do not read or close it.  Returns the descriptor, or -EBADF.
+ */
+int uvmo_pager_fd(uvmo_pager_t *pager);
+
+/* struct uvmo_page_request.type */
+#define UVMO_PAGER_READ     1u /**< supply [offset, offset + length) */
+#define UVMO_PAGER_DIRTY    2u /**< acknowledge (UVMO_PAGER_OP_DIRTY) before these pages may be written */
+#define UVMO_PAGER_COMPLETE 3u /**< the VMO is gone or detached: no more requests about it */
+
+struct uvmo_page_request {
+	uint32_t type;      /**< UVMO_PAGER_READ, _DIRTY or _COMPLETE */
+	uint32_t reserved;
+	uint64_t key;       /**< as given to uvmo_pager_create_vmo */
+	uvmo_vmo_t *vmo;    /**< the handle uvmo_pager_create_vmo returned */
+	uint64_t offset;    /**< bytes, page-aligned (0 for COMPLETE) */
+	uint64_t length;    /**< bytes, page-aligned (0 for COMPLETE) */
+};
+
+/**
+ * uvmo_pager_get_requests - take pending requests.
+ * @max:        capacity of @reqs.
+ * @timeout_ms: wait up to this long for the first request; 0 does not
+ *              wait, -1 waits for ever.
+ *
+ * Adjacent READ requests of one VMO are coalesced into one.  A request is
+ * handed out once; a READ stays outstanding (threads keep waiting) until
+ * the range is supplied or failed.
+ * Returns the number of requests stored (0 on timeout).
+ * Errors: -EINVAL (NULL @reqs with @max > 0), -EBUSY (pager destroyed),
+ * -EBADF.  Thread-safety: safe; concurrent callers get disjoint requests.
+ */
+int uvmo_pager_get_requests(uvmo_pager_t *pager, struct uvmo_page_request *reqs,
+			    size_t max, int timeout_ms);
+
+/**
+ * uvmo_pager_supply_pages - provide content for [offset, offset + len).
+ * @data: len bytes; NULL supplies zeros.
+ *
+ * Pages already present keep their content (never overwritten; the call
+ * still succeeds).  Each page appears atomically — no thread sees it
+ * half-filled — and every thread waiting for it wakes.
+ * Errors: -EINVAL (NULL, unaligned), -ERANGE (past the end), -ENOMEM (pool
+ * exhausted: pages supplied before stay), -ENOENT (@vmo is not this pager's
+ * or is detached), -EBADF.  Thread-safety: safe.
+ */
+int uvmo_pager_supply_pages(uvmo_pager_t *pager, uvmo_vmo_t *vmo, uint64_t offset,
+			    uint64_t len, const void *data);
+
+/* uvmo_pager_op_range operations */
+#define UVMO_PAGER_OP_FAIL                 1u /**< fail waiters with errno @data */
+#define UVMO_PAGER_OP_DIRTY                2u /**< acknowledge DIRTY: pages become Dirty */
+#define UVMO_PAGER_OP_WRITEBACK_BEGIN      3u /**< Dirty -> AwaitingClean */
+#define UVMO_PAGER_OP_WRITEBACK_BEGIN_ZERO 4u /**< same, for a range written back as zeros */
+#define UVMO_PAGER_OP_WRITEBACK_END        5u /**< AwaitingClean -> Clean */
+#define UVMO_PAGER_OP_EVICT                6u /**< (uvmo) drop Clean pages; returns how many */
+
+/**
+ * uvmo_pager_op_range - act on a range of a pager-backed VMO.
+ *
+ * FAIL: every thread waiting for a page of the range is failed — a fault
+ * gets SIGBUS, a call returns -@data — and later accesses ask again.
+ * @data must be one of EIO, EINVAL, ENOMEM, ENOSPC, EBUSY, EACCES, ENOENT
+ * (else -EINVAL).
+ * DIRTY: acknowledges DIRTY requests: Clean pages of the range become
+ * Dirty and their writers proceed.  Pages not present are skipped.
+ * WRITEBACK_BEGIN(_ZERO): Dirty pages become AwaitingClean and lose write
+ * access, so that a write during writeback makes them Dirty again.
+ * WRITEBACK_END: AwaitingClean pages become Clean.
+ * EVICT: Clean pages of the range are dropped (a later access asks again);
+ * Dirty and AwaitingClean pages are kept.  Returns the pages evicted.
+ * Errors: -EINVAL (NULL, unknown op, unaligned, bad errno for FAIL), -ERANGE
+ * (past the end), -ENOENT (@vmo not this pager's, or detached), -EBADF.
+ * Thread-safety: safe.
+ */
+int uvmo_pager_op_range(uvmo_pager_t *pager, uint32_t op, uvmo_vmo_t *vmo,
+			uint64_t offset, uint64_t len, uint64_t data);
+
+/** A run of pages (see uvmo_pager_query_dirty_ranges and uvmo_vmo_diff). */
+struct uvmo_dirty_range {
+	uint64_t offset;  /**< bytes */
+	uint64_t length;  /**< bytes */
+	uint64_t options; /**< UVMO_DIRTY_RANGE_IS_ZERO */
+};
+#define UVMO_DIRTY_RANGE_IS_ZERO (1u << 0) /**< the run reads zero (write back zeros) */
+
+/**
+ * uvmo_pager_query_dirty_ranges - list the runs of pages in
+ * [offset, offset + len) that are not Clean (Dirty or AwaitingClean), in
+ * order, adjacent pages of the same kind merged.
+ * @out, @max: where to store up to @max runs.
+ * @actual:    runs stored (may be NULL).
+ * @avail:     runs that exist in the range in all (may be NULL); call
+ *             again from the end of the last run stored to resume.
+ * Errors: -EINVAL (NULL @out with @max > 0, unaligned), -ERANGE, -ENOENT,
+ * -EBADF.  Thread-safety: safe.
+ */
+int uvmo_pager_query_dirty_ranges(uvmo_pager_t *pager, uvmo_vmo_t *vmo,
+				  uint64_t offset, uint64_t len,
+				  struct uvmo_dirty_range *out, size_t max,
+				  size_t *actual, size_t *avail);
+
+/* uvmo_pager_query_vmo_stats options */
+#define UVMO_PAGER_RESET_VMO_STATS (1u << 0)
+
+struct uvmo_pager_vmo_stats {
+	uint32_t modified; /**< 1 if written (or resized) since the last reset */
+	uint32_t reserved[3];
+};
+
+/**
+ * uvmo_pager_query_vmo_stats - was the VMO modified since the last reset?
+ * @options: UVMO_PAGER_RESET_VMO_STATS clears the flag after reading it.
+ * Errors: -EINVAL, -ENOENT, -EBADF.  Thread-safety: safe.
+ */
+int uvmo_pager_query_vmo_stats(uvmo_pager_t *pager, uvmo_vmo_t *vmo,
+			       uint32_t options, struct uvmo_pager_vmo_stats *out);
+
+/**
+ * uvmo_pager_detach_vmo - end the pager's service of @vmo.
+ *
+ * Threads waiting for pages fail (SIGBUS, or -EBUSY for calls) and so do
+ * later accesses to pages not present; pages present stay readable.
+ * Dirty pages not yet written back are reported on stderr.  A COMPLETE
+ * request follows.
+ * Errors: -EINVAL, -ENOENT (not this pager's, or already detached), -EBADF.
+ * Thread-safety: safe.
+ */
+int uvmo_pager_detach_vmo(uvmo_pager_t *pager, uvmo_vmo_t *vmo);
+
+/**
+ * uvmo_pager_destroy - detach every VMO and free the pager.  Pending and
+ * later requests are dropped; the descriptor closes.  NULL is ignored.
+ * Thread-safety: no other thread may use @pager during or after the call.
+ */
+void uvmo_pager_destroy(uvmo_pager_t *pager);
+
+/* ------------------------------------------------------------------------ */
+/* io_uring file pager                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* uvmo_file_vmo_open options */
+#define UVMO_FILE_READONLY  (1u << 0) /**< the VMO handle cannot write (-EACCES) */
+#define UVMO_FILE_WRITEBACK (1u << 1) /**< uvmo_file_vmo_sync writes changes to the file */
+
+/**
+ * uvmo_file_vmo_open - a VMO showing the content of the file @fd.
+ *
+ * The VMO is as large as the file, rounded up to whole pages (the tail
+ * past the end of the file reads zero).  Pages are read lazily, on first
+ * access, by uvmo's pager thread with io_uring (batched, with read-ahead
+ * that grows while access is sequential).  uvmo duplicates @fd; the caller
+ * keeps its own.  Without UVMO_FILE_WRITEBACK, writes stay in memory and
+ * are never written to the file.  A file I/O error reaches a faulting
+ * thread as SIGBUS and a call as -EIO.
+ * Errors: -EINVAL (NULL @out, unknown options, both flags, fd not a
+ * regular file), -EBADF (bad fd), -EACCES (WRITEBACK on a read-only fd),
+ * -ENOMEM.  Thread-safety: safe.
+ */
+int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out);
+
+/**
+ * uvmo_file_vmo_sync - write every Dirty page back to the file, then fsync.
+ *
+ * Pages written during the sync stay Dirty for the next one.
+ * Errors: -EINVAL (not a file VMO, or opened without UVMO_FILE_WRITEBACK),
+ * -EIO (a write or the fsync failed: the pages stay Dirty), -EBADF.
+ * Thread-safety: safe.
+ */
+int uvmo_file_vmo_sync(uvmo_vmo_t *vmo);
+
+/**
+ * uvmo_file_vmo_set_memory_limit - bound the frames a file VMO keeps.
+ * When more than @high bytes are present, Clean pages are evicted (oldest
+ * supplied first) until at most @low remain; Dirty pages stay until
+ * synced.  @high = 0 removes the limit.
+ * Errors: -EINVAL (not a file VMO, @low > @high, unaligned), -EBADF.
+ * Thread-safety: safe.
+ */
+int uvmo_file_vmo_set_memory_limit(uvmo_vmo_t *vmo, uint64_t high, uint64_t low);
+
+/**
+ * uvmo_vmo_duplicate - a second handle to the same VMO, with the same
+ * rights and window.  Each handle is closed on its own.
+ * Errors: -EINVAL (NULL), -ENOMEM, -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_duplicate(uvmo_vmo_t *vmo, uvmo_vmo_t **out);
+
 #ifdef __cplusplus
 }
 #endif
