@@ -20,7 +20,7 @@
 #include "cow/cow.h"
 
 /* What every handle-reachable object starts with. */
-enum handle_type { HANDLE_VMO = 1, HANDLE_VMAR = 2 };
+enum handle_type { HANDLE_VMO = 1, HANDLE_VMAR = 2, HANDLE_PAGER = 3 };
 struct handle_obj {
 	_Atomic uint32_t refs;
 	enum handle_type type;
@@ -84,5 +84,8 @@ static inline void vmo_put(struct uvmo_vmo *obj)
 }
 /* The VMO object of a handle, referenced, or NULL with *rc set. */
 struct uvmo_vmo *vmo_from_handle(uvmo_vmo_t *h, int *rc);
+/* A handle for @node, taking over the caller's reference (dropped on
+ * failure). */
+int vmo_publish_node(struct cow_node *node, uvmo_vmo_t **out);
 
 #endif

@@ -108,6 +108,16 @@ static int publish(struct uvmo_vmo *obj, uvmo_vmo_t **out)
 	return rc;
 }
 
+int vmo_publish_node(struct cow_node *node, uvmo_vmo_t **out)
+{
+	struct uvmo_vmo *obj = new_object(node);
+	if (!obj) {
+		cow_node_unref(node);
+		return -ENOMEM;
+	}
+	return publish(obj, out);
+}
+
 static void set_creator(struct uvmo_vmo *child, struct uvmo_vmo *parent)
 {
 	child->parent_id = parent->id;
@@ -164,17 +174,33 @@ UVMO_EXPORT void uvmo_vmo_close(uvmo_vmo_t *vmo)
 	}
 }
 
+/*
+ * A call on a pager-backed VMO may need pages the pager has not supplied:
+ * cow then returns -EINPROGRESS having changed nothing, and the call sleeps
+ * with no lock held (not even the address-space lock, which the pager's
+ * own thread may need) and runs again.
+ */
+static bool pager_answered(int *rc)
+{
+	if (*rc != -EINPROGRESS)
+		return false;
+	*rc = cow_wait_sleep();
+	return *rc == 0;
+}
+
 UVMO_EXPORT int uvmo_vmo_read(uvmo_vmo_t *vmo, void *buf, uint64_t offset, size_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = enter(vmo, &rc);
-	if (!obj)
-		return rc;
-	if (!buf && len)
-		rc = -EINVAL;
-	else if ((rc = slice_range(obj, offset, len)) == 0)
-		rc = cow_read(obj->node, buf, obj->offset + offset, len);
-	leave(obj);
+	do {
+		struct uvmo_vmo *obj = enter(vmo, &rc);
+		if (!obj)
+			return rc;
+		if (!buf && len)
+			rc = -EINVAL;
+		else if ((rc = slice_range(obj, offset, len)) == 0)
+			rc = cow_read(obj->node, buf, obj->offset + offset, len);
+		leave(obj);
+	} while (pager_answered(&rc));
 	return rc;
 }
 
@@ -182,16 +208,18 @@ UVMO_EXPORT int uvmo_vmo_write(uvmo_vmo_t *vmo, const void *buf, uint64_t offset
 			       size_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = enter(vmo, &rc);
-	if (!obj)
-		return rc;
-	if (!buf && len)
-		rc = -EINVAL;
-	else if (obj->no_write)
-		rc = -EACCES;
-	else if ((rc = slice_range(obj, offset, len)) == 0)
-		rc = cow_write(obj->node, buf, obj->offset + offset, len);
-	leave(obj);
+	do {
+		struct uvmo_vmo *obj = enter(vmo, &rc);
+		if (!obj)
+			return rc;
+		if (!buf && len)
+			rc = -EINVAL;
+		else if (obj->no_write)
+			rc = -EACCES;
+		else if ((rc = slice_range(obj, offset, len)) == 0)
+			rc = cow_write(obj->node, buf, obj->offset + offset, len);
+		leave(obj);
+	} while (pager_answered(&rc));
 	return rc;
 }
 
@@ -246,6 +274,8 @@ static int content_op(struct uvmo_vmo *obj, uint32_t op, uint64_t offset, uint64
 
 	if (op == UVMO_OP_DECOMMIT && (!page_aligned(offset) || !page_aligned(len)))
 		return -EINVAL;
+	if (op == UVMO_OP_DECOMMIT && cow_is_paged(obj->node))
+		return -ENOTSUP; /* the pager's content cannot be dropped unasked */
 	if (obj->no_write && op != UVMO_OP_DONT_NEED && op != UVMO_OP_ALWAYS_NEED)
 		return -EACCES;
 	rc = slice_range(obj, offset, len);
@@ -267,26 +297,28 @@ UVMO_EXPORT int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset,
 				  uint64_t len)
 {
 	int rc;
-	struct uvmo_vmo *obj = enter(vmo, &rc);
-	if (!obj)
-		return rc;
-	switch (op) {
-	case UVMO_OP_LOCK:
-	case UVMO_OP_TRY_LOCK:
-	case UVMO_OP_UNLOCK:
-		rc = lock_op(obj, op, offset, len);
-		break;
-	case UVMO_OP_COMMIT:
-	case UVMO_OP_DECOMMIT:
-	case UVMO_OP_ZERO:
-	case UVMO_OP_DONT_NEED:
-	case UVMO_OP_ALWAYS_NEED:
-		rc = content_op(obj, op, offset, len);
-		break;
-	default:
-		rc = -EINVAL;
-	}
-	leave(obj);
+	do {
+		struct uvmo_vmo *obj = enter(vmo, &rc);
+		if (!obj)
+			return rc;
+		switch (op) {
+		case UVMO_OP_LOCK:
+		case UVMO_OP_TRY_LOCK:
+		case UVMO_OP_UNLOCK:
+			rc = lock_op(obj, op, offset, len);
+			break;
+		case UVMO_OP_COMMIT:
+		case UVMO_OP_DECOMMIT:
+		case UVMO_OP_ZERO:
+		case UVMO_OP_DONT_NEED:
+		case UVMO_OP_ALWAYS_NEED:
+			rc = content_op(obj, op, offset, len);
+			break;
+		default:
+			rc = -EINVAL;
+		}
+		leave(obj);
+	} while (pager_answered(&rc));
 	return rc;
 }
 
@@ -369,6 +401,8 @@ UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 	rc = check_child_args(options, offset, size);
 	if (rc == 0 && cow_is_discardable(pobj->node))
 		rc = -ENOTSUP;
+	if (rc == 0 && cow_is_paged(pobj->node) && !(options & UVMO_CHILD_SLICE))
+		rc = -ENOTSUP; /* see uvmo.h: snapshots of pager-backed VMOs */
 	if (rc == 0) {
 		/* AT_LEAST_ON_WRITE of an anonymous parent: the stronger
 		 * SNAPSHOT guarantee, as Zircon gives. */
@@ -415,4 +449,30 @@ UVMO_EXPORT int uvmo_vmo_get_info(uvmo_vmo_t *vmo, struct uvmo_vmo_info *info)
 		info->flags |= UVMO_INFO_DISCARDED;
 	leave(obj);
 	return 0;
+}
+
+UVMO_EXPORT int uvmo_vmo_duplicate(uvmo_vmo_t *vmo, uvmo_vmo_t **out)
+{
+	int rc;
+	if (!out)
+		return -EINVAL;
+	struct uvmo_vmo *src = enter(vmo, &rc);
+	if (!src)
+		return rc;
+	struct uvmo_vmo *obj = new_object(src->node);
+	if (!obj) {
+		rc = -ENOMEM;
+	} else {
+		cow_node_ref(src->node);
+		obj->offset = src->offset;
+		obj->slice_size = src->slice_size;
+		obj->slice = src->slice;
+		obj->no_write = src->no_write;
+		obj->snapshot = src->snapshot;
+		obj->id = src->id; /* the same VMO */
+		obj->parent_id = src->parent_id;
+		rc = publish(obj, out);
+	}
+	leave(src);
+	return rc;
 }

@@ -94,8 +94,9 @@ struct cow_mapping_ops {
 	 * @write_protect: the node has borrowed frames in its window, which
 	 * the mapping must not write in place.  0 or a negative errno. */
 	int (*install)(struct cow_mapping *m, uint64_t file_offset, bool write_protect);
-	/* A snapshot was taken: remove write access from every page. */
-	void (*write_protect)(struct cow_mapping *m);
+	/* Remove write access from node pages [first, end) (a snapshot:
+	 * all of them; a pager writeback: a range). */
+	void (*write_protect)(struct cow_mapping *m, uint64_t first, uint64_t end);
 	/* The node's window moved to @file_offset (remap there), or its size
 	 * changed from @old_size to @new_size (pages past the old end may have
 	 * been refused and must be retried). */
@@ -123,14 +124,121 @@ void cow_mapping_update(struct cow_node *n, void (*fn)(void *arg), void *arg);
 void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m);
 /* A fault on page @pg of @n: make @n own it (copy-on-write or zero fill),
  * and, as far as the pool allows, the @ahead pages after it (fault-ahead).
+ * @write: a write fault (pager-backed roots track dirty pages).
  * On success @resolved(@arg) runs before the tree lock is dropped, so that
  * e.g. lifting a write protection cannot race a new snapshot.  0, or
- * -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT (discarded). */
-int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead,
+ * -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT (discarded),
+ * -EBUSY (pager detached), -EINPROGRESS (waits for the pager: see
+ * cow_wait_use; the thread is woken through the wait's @complete). */
+int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	      void (*resolved)(void *arg), void *arg);
 /* Tell cow which buffers may be uvmo mappings: those are never touched
  * with a tree lock held (they are bounced). */
 void cow_set_managed_memory(bool (*managed)(const void *p, size_t len));
+
+/* ---- pager-backed roots (the pager module is the page source) ---- */
+
+/*
+ * A pager-backed root has no content of its own: a page below its
+ * `source_limit` that holds no entry is *absent*, and whoever needs it asks
+ * the page source (a READ request) and waits.  Pages at or above the limit
+ * (the VMO grew) read zero and are Dirty.  Every page that is present (or
+ * a zero marker) has a dirty state: Clean, Dirty or AwaitingClean.
+ *
+ * Waiting.  An operation that needs a page the source has not supplied (or,
+ * with COW_TRAP_DIRTY, a write the source has not acknowledged) registers a
+ * struct cow_wait with the source under the tree lock and returns
+ * -EINPROGRESS without changing anything.  The caller drops every lock and
+ * waits (cow_wait_sleep for calls; fault handlers pass a wait whose
+ * @complete wakes the faulting thread), then runs the operation again.
+ * Supplying, acknowledging, failing or detaching completes the waits that
+ * overlap the range.  Lock order: tree lock → source's lock.
+ */
+struct cow_source;
+struct cow_wait;
+
+#define COW_WAIT_READ  1u
+#define COW_WAIT_DIRTY 2u
+
+struct cow_source_ops {
+	/* Pages [pg, pg + count) of the root are needed (@kind): queue a
+	 * request for them.  Tree lock held; must not block or call cow. */
+	void (*request)(struct cow_source *s, uint32_t kind, uint64_t pg, uint64_t count);
+	/* Link @w so that it completes when one of its pages is supplied,
+	 * acknowledged or failed (tree lock held). */
+	void (*link_wait)(struct cow_source *s, struct cow_wait *w);
+	/* Sleep until @w completes (no uvmo lock held). */
+	void (*sleep)(struct cow_source *s, struct cow_wait *w);
+	/* The root shrank to @pg pages: waits for pages past it are over
+	 * (they find the pages gone).  Tree lock held. */
+	void (*cut)(struct cow_source *s, uint64_t pg);
+	/* The root died (tree lock held): nothing will be asked any more. */
+	void (*gone)(struct cow_source *s);
+};
+
+struct cow_wait {
+	/* Set by the waiter.  NULL: a thread sleeps in cow_wait_sleep.
+	 * Otherwise called (with the source's lock held, no tree lock) once
+	 * the wait is over, with @result set. */
+	void (*complete)(struct cow_wait *w);
+	void *ctx;
+	/* Set by cow and the source. */
+	struct cow_source *source;
+	const struct cow_source_ops *ops;
+	uint32_t kind;
+	uint64_t pg, count;   /* the pages the waiter needs */
+	int result;           /* 0: try again; < 0: fail with it */
+	bool done;
+	LIST_ENTRY(cow_wait) link;
+};
+
+#define COW_TRAP_DIRTY (1u << 2)
+
+/* A root whose absent pages @source supplies.  @flags: COW_RESIZABLE,
+ * COW_TRAP_DIRTY.  The node holds no reference on the source; the source
+ * must outlive it or cow_pager_detach it first. */
+int cow_create_paged(uint64_t size, uint64_t capacity, uint32_t flags,
+		     struct cow_source *source, const struct cow_source_ops *ops,
+		     struct cow_node **out);
+bool cow_is_paged(const struct cow_node *n);
+/* The source serving paged root @n, or NULL (not paged, or detached). */
+struct cow_source *cow_node_source(struct cow_node *n);
+/* Keep the node's memory (not its content) alive: pagers hold this while
+ * they may still name the node after every handle and mapping is gone. */
+void cow_node_hold(struct cow_node *n);
+void cow_node_release(struct cow_node *n);
+
+/* The calling thread's wait from the last -EINPROGRESS: sleep until it
+ * completes.  0 (try again) or the error the source failed it with. */
+int cow_wait_sleep(void);
+/* Pass @w for the next operation of this thread that may wait (fault
+ * handlers: one wait per fault).  NULL: use the thread's own. */
+void cow_wait_use(struct cow_wait *w);
+
+/* Source side.  All take the tree lock; -ENOENT if @n is dead or detached. */
+/* Fill absent pages of [off, off + len) from @data (NULL: zeros); pages
+ * present keep their content.  Supplied pages are Clean.  0, -ERANGE,
+ * -ENOMEM (pages supplied before stay). */
+int cow_pager_supply(struct cow_node *n, uint64_t off, uint64_t len, const void *data);
+/* Forget outstanding requests in the range, so later accesses ask again. */
+int cow_pager_unrequest(struct cow_node *n, uint64_t off, uint64_t len);
+/* Clean/AwaitingClean → Dirty (acknowledging DIRTY requests). */
+int cow_pager_dirty(struct cow_node *n, uint64_t off, uint64_t len);
+/* Dirty → AwaitingClean (write access removed); AwaitingClean → Clean. */
+int cow_pager_writeback_begin(struct cow_node *n, uint64_t off, uint64_t len);
+int cow_pager_writeback_end(struct cow_node *n, uint64_t off, uint64_t len);
+/* Drop Clean pages; returns how many (or an error). */
+int64_t cow_pager_evict(struct cow_node *n, uint64_t off, uint64_t len);
+/* Report runs of non-Clean pages: @emit returns false to stop (storage
+ * full); the count of all runs is returned in *@total. */
+int cow_pager_dirty_ranges(struct cow_node *n, uint64_t off, uint64_t len,
+			   bool (*emit)(void *arg, uint64_t off, uint64_t len, bool zero),
+			   void *arg, uint64_t *total);
+/* Read and optionally clear the "modified" flag. */
+int cow_pager_modified(struct cow_node *n, bool reset, bool *modified);
+/* The source stops serving: later accesses to absent pages fail with
+ * -EBUSY (calls) / SIGBUS (faults); returns the Dirty pages lost to it. */
+uint64_t cow_pager_detach(struct cow_node *n);
 
 /* Walk and check every invariant of @n's tree; abort on violation.  Always
  * available (tests call it directly); -Dvalidation=true also runs it after

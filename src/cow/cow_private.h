@@ -20,6 +20,14 @@
  *   E_HOME     hidden nodes: the frame is in the node's home window
  *              (otherwise in its lender window, see below)
  * A page never has both split bits; non-hidden nodes have none.
+ * Pager-backed roots only (see cow.h), with E_PRESENT or E_ZERO:
+ *   E_DIRTY    the page differs from what the pager has (Dirty)
+ *   E_AWAIT    writeback began and no write came since (AwaitingClean)
+ *   neither    Clean
+ * and on absent pages (no E_PRESENT / E_ZERO):
+ *   E_READ_REQ a READ for it is outstanding (asked once, until answered)
+ * and on Clean / AwaitingClean pages:
+ *   E_DIRTY_REQ a DIRTY request for it is outstanding
  *
  * WHERE FRAMES LIVE (the placement rules; pmm has the windows)
  *
@@ -69,12 +77,18 @@ enum {
 	E_SPLIT_L = 1u << 2,
 	E_SPLIT_R = 1u << 3,
 	E_HOME = 1u << 4,
+	E_DIRTY = 1u << 5,
+	E_AWAIT = 1u << 6,
+	E_READ_REQ = 1u << 7,
+	E_DIRTY_REQ = 1u << 8,
 };
 
 enum {
 	N_HIDDEN = 1u << 0,
 	N_RESIZABLE = 1u << 1,
 	N_DISCARDABLE = 1u << 2,
+	N_PAGED = 1u << 3,     /* pager-backed root */
+	N_TRAP_DIRTY = 1u << 4,
 };
 
 struct cow_tree {
@@ -102,6 +116,14 @@ struct cow_node {
 	uint32_t refs;  /* holders outside the tree; 0 for hidden nodes */
 
 	LIST_HEAD(, cow_mapping) mappings; /* non-hidden nodes */
+
+	/* pager-backed roots (N_PAGED) */
+	struct cow_source *source;          /* NULL once detached */
+	const struct cow_source_ops *source_ops;
+	uint64_t source_limit;  /* bytes: below, no entry = absent */
+	bool modified;          /* written since the pager last reset it */
+	bool dead;              /* content gone; memory kept for holds */
+	uint32_t holds;         /* cow_node_hold, plus one while alive */
 
 	/* discardable VMOs */
 	uint32_t lock_count;
@@ -145,6 +167,18 @@ static inline bool child_covers(const struct cow_node *child, uint64_t ppg)
 {
 	uint64_t first = size_pages(child->parent_offset);
 	return ppg >= first && ppg - first < size_pages(child->parent_limit);
+}
+
+static inline bool node_paged(const struct cow_node *n)
+{
+	return n->flags & N_PAGED;
+}
+
+/* A page of a pager-backed root that only the pager can fill. */
+static inline bool page_absent(const struct cow_node *n, uint64_t pg, uint16_t e)
+{
+	return node_paged(n) && !(e & (E_PRESENT | E_ZERO)) &&
+	       pg < size_pages(n->source_limit);
 }
 
 /* ---- counters (node.c) ---- */
@@ -230,6 +264,32 @@ void cow_drop_own_pages(struct cow_node *n, uint64_t first, uint64_t end);
 void cow_notify_window(struct cow_node *n, uint64_t old_size, uint64_t new_size);
 /* Tell every mapping of @n that a snapshot was taken. */
 void cow_notify_snapshot(struct cow_node *n);
+/* Remove write access to node pages [first, end) in every mapping of @n. */
+void cow_notify_protect(struct cow_node *n, uint64_t first, uint64_t end);
+
+/* ---- paged.c ---- */
+/* Register the thread's wait for @kind on pages [pg, pg + count) of paged
+ * root @n, asking the source for those not yet asked; returns -EINPROGRESS,
+ * or -EBUSY when detached, -ENOMEM if the request cannot be recorded. */
+int paged_need(struct cow_node *n, uint32_t kind, uint64_t pg, uint64_t count);
+/* Calls that need content: -EINPROGRESS (after asking) if any page of
+ * [first, end) is absent, else 0. */
+int paged_need_present(struct cow_node *n, uint64_t first, uint64_t end);
+/* The state bits (E_DIRTY / E_AWAIT) of @n's page @pg, kept when a frame
+ * replaces a zero marker; the zero tail is Dirty. */
+uint16_t paged_state(const struct cow_node *n, uint64_t pg);
+/* A write of [first, end) is coming: with trap-dirty, pages not Dirty are
+ * asked for (-EINPROGRESS); else 0.  Callers then write and mark them. */
+int paged_check_write(struct cow_node *n, uint64_t first, uint64_t end);
+void paged_mark_dirty(struct cow_node *n, uint64_t first, uint64_t end);
+/* Frames for every page of [first, end) (none absent), states kept. */
+int paged_own_pages(struct cow_node *n, uint64_t first, uint64_t end);
+int paged_zero(struct cow_node *n, uint64_t off, uint64_t len);
+void paged_shrink(struct cow_node *n, uint64_t size);
+/* cow_fault for a paged root. */
+int paged_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write);
+/* The last holder went (node_die for paged roots). */
+void paged_die(struct cow_node *n);
 
 /* ---- merge.c ---- */
 /* @n (non-hidden) has no holders left: free it and merge its parent. */

@@ -15,6 +15,13 @@ static bool has_borrowed_frames(const struct cow_node *n)
 	return n->parent && n->parent->lender == n->home;
 }
 
+/* True if a mapping of @n must start write-protected: borrowed frames, or
+ * a paged root whose Clean pages must fault on their first write. */
+static bool install_protected(const struct cow_node *n)
+{
+	return has_borrowed_frames(n) || node_paged(n);
+}
+
 int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes)
 {
 	int rc = 0;
@@ -27,7 +34,7 @@ int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes
 		cow_notify_window(n, n->size, n->size);
 	if (rc == 0)
 		rc = m->ops->install(m, pmm_window_file_offset(n->home),
-				     has_borrowed_frames(n));
+				     install_protected(n));
 	if (rc == 0) {
 		LIST_INSERT_HEAD(&n->mappings, m, link);
 		n->refs++; /* a mapping keeps its VMO alive */
@@ -40,7 +47,7 @@ int cow_mapping_reinstall(struct cow_node *n, struct cow_mapping *m)
 {
 	tree_lock(n->tree);
 	int rc = m->ops->install(m, pmm_window_file_offset(n->home),
-				 has_borrowed_frames(n));
+				 install_protected(n));
 	tree_unlock(n->tree);
 	return rc;
 }
@@ -79,12 +86,17 @@ void cow_notify_window(struct cow_node *n, uint64_t old_size, uint64_t new_size)
 
 void cow_notify_snapshot(struct cow_node *n)
 {
-	struct cow_mapping *m;
-	LIST_FOREACH(m, &n->mappings, link)
-		m->ops->write_protect(m);
+	cow_notify_protect(n, 0, UINT64_MAX);
 }
 
-int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead,
+void cow_notify_protect(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	struct cow_mapping *m;
+	LIST_FOREACH(m, &n->mappings, link)
+		m->ops->write_protect(m, first, end);
+}
+
+int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	      void (*resolved)(void *arg), void *arg)
 {
 	int rc = 0;
@@ -94,7 +106,10 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead,
 		rc = -ENOENT;
 	else if (pg >= size_pages(n->size))
 		rc = -ERANGE;
-	else if (!(pl_get(&n->pages, pg) & E_PRESENT))
+	else if (node_paged(n)) {
+		rc = paged_fault(n, pg, ahead, write);
+		ahead = 0; /* present pages are mapped by the kernel */
+	} else if (!(pl_get(&n->pages, pg) & E_PRESENT))
 		rc = cow_fork_page(n, pg);
 	if (rc == 0 && ahead) {
 		/* Fault-ahead: best effort, never past the end; a VMO with no

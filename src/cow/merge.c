@@ -137,6 +137,10 @@ void node_die(struct cow_node *n)
 	struct cow_node *parent = n->parent;
 
 	UVMO_ASSERT(!node_hidden(n) && n->refs == 0);
+	if (node_paged(n)) {
+		paged_die(n); /* a root: nothing to merge */
+		return;
+	}
 	if (n->flags & N_DISCARDABLE)
 		discard_untrack(n);
 	cow_drop_own_pages(n, 0, UINT64_MAX);

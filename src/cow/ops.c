@@ -90,6 +90,9 @@ static int read_locked(struct cow_node *n, void *buf, uint64_t off, size_t len)
 
 	tree_lock(n->tree);
 	int rc = check_access(n, off, len);
+	if (rc == 0 && node_paged(n) && len)
+		rc = paged_need_present(n, off >> PAGE_SHIFT,
+					page_round_up(off + len) >> PAGE_SHIFT);
 	while (rc == 0 && len) {
 		uint64_t inoff = off & (PAGE_SIZE - 1);
 		size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);
@@ -158,14 +161,25 @@ static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_
 		 * nothing. */
 		uint64_t first = off >> PAGE_SHIFT;
 		uint64_t end = page_round_up(off + len) >> PAGE_SHIFT;
+		if (node_paged(n)) {
+			rc = paged_need_present(n, first, end);
+			if (rc == 0)
+				rc = paged_check_write(n, first, end);
+			if (rc < 0)
+				goto out;
+		}
 		uint64_t need = 0;
 		for (uint64_t pg = first; pg < end; pg++)
-			need += cow_fork_cost(n, pg);
+			need += node_paged(n) ? !(pl_get(&n->pages, pg) & E_PRESENT)
+					      : cow_fork_cost(n, pg);
 		rc = pmm_reserve(need);
 		if (rc == 0) {
-			rc = cow_own_pages(n, first, end);
+			rc = node_paged(n) ? paged_own_pages(n, first, end)
+					   : cow_own_pages(n, first, end);
 			pmm_unreserve();
 		}
+		if (rc == 0 && node_paged(n))
+			paged_mark_dirty(n, first, end);
 		while (rc == 0 && len) {
 			uint64_t inoff = off & (PAGE_SIZE - 1);
 			size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);
@@ -177,6 +191,7 @@ static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_
 		}
 		VALIDATE(n);
 	}
+out:
 	tree_unlock(n->tree);
 	return rc;
 }
@@ -188,8 +203,14 @@ int cow_commit(struct cow_node *n, uint64_t off, uint64_t len)
 	if (rc == 0 && len) {
 		uint64_t first = off >> PAGE_SHIFT;
 		uint64_t end = page_round_up(off + len) >> PAGE_SHIFT;
-		rc = n->parent ? cow_own_pages(n, first, end)
-			       : cow_own_pages_root(n, first, end);
+		if (node_paged(n)) {
+			rc = paged_need_present(n, first, end);
+			if (rc == 0)
+				rc = paged_own_pages(n, first, end);
+		} else {
+			rc = n->parent ? cow_own_pages(n, first, end)
+				       : cow_own_pages_root(n, first, end);
+		}
 		VALIDATE(n);
 	}
 	tree_unlock(n->tree);
@@ -310,7 +331,10 @@ int cow_zero(struct cow_node *n, uint64_t off, uint64_t len)
 {
 	tree_lock(n->tree);
 	int rc = check_access(n, off, len);
-	if (rc == 0 && len) {
+	if (rc == 0 && len && node_paged(n)) {
+		rc = paged_zero(n, off, len);
+		VALIDATE(n);
+	} else if (rc == 0 && len) {
 		uint64_t end = off + len;
 		uint64_t first_full = page_round_up(off);
 		uint64_t end_full = page_round_down(end);
@@ -367,6 +391,10 @@ int cow_set_size(struct cow_node *n, uint64_t size)
 			n->size = size;
 			cow_notify_window(n, old, size);
 		}
+		if (rc == 0 && node_paged(n))
+			n->modified = true; /* the new pages are Dirty zeros */
+	} else if (size < n->size && node_paged(n)) {
+		paged_shrink(n, size);
 	} else if (size < n->size) {
 		uint64_t first = size_pages(size), end = size_pages(n->size);
 		/* Release with the old limits in place, so that ancestor pages

@@ -72,9 +72,27 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
 		CHECK(pg < size_pages(n->size), n, "entry at page %llu past size",
 		      (unsigned long long)pg);
+		if (node_paged(n) && !(e & (E_PRESENT | E_ZERO))) {
+			/* An absent page that was asked for. */
+			CHECK(e == E_READ_REQ && pg < size_pages(n->source_limit) && n->source,
+			      n, "absent entry %#x at %llu", e, (unsigned long long)pg);
+			continue;
+		}
 		CHECK(!!(e & E_PRESENT) + !!(e & E_ZERO) == 1, n,
 		      "entry %#x at %llu is neither a frame nor a marker", e,
 		      (unsigned long long)pg);
+		if (node_paged(n)) {
+			CHECK(!(e & (E_SPLIT_L | E_SPLIT_R | E_HOME | E_READ_REQ)), n,
+			      "paged entry %#x at %llu", e, (unsigned long long)pg);
+			CHECK((e & (E_DIRTY | E_AWAIT)) != (E_DIRTY | E_AWAIT), n,
+			      "Dirty and AwaitingClean at %llu", (unsigned long long)pg);
+			CHECK(!((e & E_DIRTY) && (e & E_DIRTY_REQ)), n,
+			      "Dirty page asked to be dirtied at %llu", (unsigned long long)pg);
+		} else {
+			CHECK(!(e & (E_DIRTY | E_AWAIT | E_READ_REQ | E_DIRTY_REQ)), n,
+			      "pager bits %#x at %llu of an anonymous VMO", e,
+			      (unsigned long long)pg);
+		}
 		CHECK((e & (E_SPLIT_L | E_SPLIT_R)) != (E_SPLIT_L | E_SPLIT_R), n,
 		      "both split bits at %llu", (unsigned long long)pg);
 		if (!node_hidden(n))
@@ -111,6 +129,9 @@ static void check_shape(const struct cow_node *n)
 	CHECK(n->parent_limit <= n->size, n, "parent_limit past size");
 	CHECK(!range_overflows(n->parent_offset, n->parent_limit), n, "offset overflow");
 	CHECK(n->home != NULL, n, "no home window");
+	if (node_paged(n))
+		CHECK(!n->parent && n->source_limit <= n->size && page_aligned(n->source_limit),
+		      n, "paged root with a parent or a bad source limit");
 	if (!n->parent)
 		CHECK(n->parent_limit == 0 && n->parent_offset == 0, n,
 		      "a root sees a parent");

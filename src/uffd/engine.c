@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -30,7 +31,7 @@ struct engine engine = { .fd = -1, .stop_fd = -1 };
 static const uint64_t required_features =
 	UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 static const uint64_t wanted_features =
-	UFFD_FEATURE_POISON | UFFD_FEATURE_WP_UNPOPULATED;
+	UFFD_FEATURE_POISON | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_THREAD_ID;
 
 /* Not UFFD_USER_MODE_ONLY: faults taken inside system calls (read(2)
  * into a mapping) must be served too, not fail with EFAULT. */
@@ -179,10 +180,67 @@ void engine_clear_poisons(void)
 	pthread_mutex_unlock(&poison_lock);
 }
 
+/*
+ * A fault that waits for a pager: the handler does not block (it serves
+ * other faults meanwhile); the faulting thread stays asleep in the kernel
+ * until the wait completes.  Then it is woken to fault again, or — the
+ * pager failed the page — sent SIGBUS directly, with si_addr set: a poison
+ * would outlive the failure, while later accesses must ask the pager again.
+ * (The signal's si_code is SI_QUEUE: only the kernel may send BUS_ADRERR.)
+ */
+struct fault_wait {
+	struct cow_wait w;
+	uint64_t addr;
+	pid_t tid; /* 0: unknown (no UFFD_FEATURE_THREAD_ID) */
+};
+
+static void fault_wait_complete(struct cow_wait *w)
+{
+	struct fault_wait *fw = (struct fault_wait *)w;
+	if (w->result < 0 && fw->tid) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		si.si_signo = SIGBUS;
+		si.si_code = SI_QUEUE;
+		si.si_addr = (void *)(uintptr_t)fw->addr;
+		if (syscall(SYS_rt_tgsigqueueinfo, getpid(), fw->tid, SIGBUS, &si) < 0)
+			poison(fw->addr);
+	} else if (w->result < 0) {
+		poison(fw->addr);
+	} else {
+		wake(fw->addr, PAGE_SIZE);
+	}
+	free(fw);
+}
+
+/* One spare wait per handler thread, handed to cow for each fault and
+ * replaced once a pager keeps it. */
+static __thread struct fault_wait *spare_wait;
+
+static int resolve_with_wait(uint64_t addr, bool wp, bool write, pid_t tid)
+{
+	if (!spare_wait)
+		spare_wait = calloc(1, sizeof(*spare_wait));
+	if (!spare_wait)
+		return -ENOMEM;
+	spare_wait->w.complete = fault_wait_complete;
+	spare_wait->addr = addr;
+	spare_wait->tid = tid;
+	cow_wait_use(&spare_wait->w);
+	int rc = space_resolve_fault(addr, wp, write);
+	cow_wait_use(NULL);
+	if (rc == -EINPROGRESS)
+		spare_wait = NULL; /* the pager completes and frees it */
+	return rc;
+}
+
 static void handle_fault(const struct uffd_msg *msg)
 {
 	uint64_t addr = msg->arg.pagefault.address & ~(PAGE_SIZE - 1);
 	bool wp = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
+	bool write = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE;
+	pid_t tid = (engine.features & UFFD_FEATURE_THREAD_ID)
+			    ? (pid_t)msg->arg.pagefault.feat.ptid : 0;
 
 	/* Counted on arrival: the faulting thread may run on (and read the
 	 * counters) as soon as the fault is answered. */
@@ -192,9 +250,11 @@ static void handle_fault(const struct uffd_msg *msg)
 	 * fork() in progress (which holds it for writing) sees no fault
 	 * half-served. */
 	pthread_rwlock_rdlock(&aspace_lock);
-	int rc = space_resolve_fault(addr, wp);
+	int rc = resolve_with_wait(addr, wp, write, tid);
 
-	if (rc == -ESRCH) {
+	if (rc == -EINPROGRESS) {
+		/* Asleep until the pager answers (fault_wait_complete). */
+	} else if (rc == -ESRCH) {
 		/* Unmapped meanwhile: the retry finds no mapping (SIGSEGV). */
 		wake(addr, PAGE_SIZE);
 	} else if (rc < 0) {
@@ -240,6 +300,8 @@ static void *handler_main(void *arg)
 		if (msg.event == UFFD_EVENT_PAGEFAULT)
 			handle_fault(&msg);
 	}
+	free(spare_wait);
+	spare_wait = NULL;
 	return NULL;
 }
 

@@ -58,11 +58,17 @@ static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_prot
 	return rc;
 }
 
-static void write_protect(struct cow_mapping *cm)
+static void write_protect(struct cow_mapping *cm, uint64_t first, uint64_t end)
 {
 	struct mapping *m = of(cm);
-	/* Dead or not: until its range is released it is still mapped. */
-	engine_write_protect(m->r.start, len_of(m), true);
+	/* Node pages this mapping shows, clipped to [first, end).  Dead or
+	 * not: until its range is released it is still mapped. */
+	uint64_t m_first = m->node_offset >> PAGE_SHIFT;
+	uint64_t m_end = m_first + (len_of(m) >> PAGE_SHIFT);
+	uint64_t lo = max_u64(first, m_first), hi = min_u64(end, m_end);
+	if (lo < hi)
+		engine_write_protect(m->r.start + ((lo - m_first) << PAGE_SHIFT),
+				     (hi - lo) << PAGE_SHIFT, true);
 }
 
 static void window_changed(struct cow_mapping *cm, uint64_t file_offset,

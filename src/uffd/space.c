@@ -197,7 +197,7 @@ static void lift_write_protection(void *arg)
 	engine_write_protect(*(uint64_t *)arg, PAGE_SIZE, false); /* also wakes */
 }
 
-int space_resolve_fault(uint64_t addr, bool wp)
+int space_resolve_fault(uint64_t addr, bool wp, bool write)
 {
 	struct mapping *m = space_find_mapping(addr);
 	if (!m)
@@ -222,10 +222,10 @@ int space_resolve_fault(uint64_t addr, bool wp)
 	 * its frame written through this mapping. */
 	struct pmm_installer installer = { install_into_mapping, m };
 	pmm_set_installer(&installer);
-	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead,
+	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead, wp || write,
 			   wp ? lift_write_protection : NULL, &addr);
 	pmm_set_installer(NULL);
-	if (rc == 0) {
+	if (rc == 0 || rc == -EINPROGRESS) {
 		atomic_store_explicit(&m->ahead, ahead, memory_order_relaxed);
 		atomic_store_explicit(&m->next_fault, addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
 				      memory_order_relaxed);

@@ -54,8 +54,9 @@ extern struct vmar root_vmar;
 struct mapping *space_find_mapping(uint64_t addr);
 /* Resolve a fault at page address @addr (address-space lock held for
  * reading); for a write-protect fault (@wp) also lift the protection.
- * 0, -ESRCH (no mapping), or cow's error. */
-int space_resolve_fault(uint64_t addr, bool wp);
+ * @write: the access was a write.  0, -ESRCH (no mapping), or cow's error
+ * (-EINPROGRESS: the page waits for a pager; see cow_wait_use). */
+int space_resolve_fault(uint64_t addr, bool wp, bool write);
 bool space_pool_has_room(void);
 /* Give [start, end) back to the root's reservation (PROT_NONE). */
 void space_release(uint64_t start, uint64_t len);
