@@ -230,6 +230,19 @@ Test(clone, at_least_on_write_behaves_as_snapshot_for_an_anonymous_parent)
 	expect_page(c, 1, 0x7d);
 }
 
+Test(clone, snapshot_modified_behaves_as_snapshot_for_an_anonymous_parent)
+{
+	uvmo_vmo_t *p = make_vmo(4 * PG, 0);
+	fill_tagged(p, 4, 0x60);
+	uvmo_vmo_t *c = make_child(p, UVMO_CHILD_SNAPSHOT_MODIFIED, 0, 4 * PG);
+	fill_pages(p, 0, 4, 0x6e);
+	for (uint64_t i = 0; i < 4; i++)
+		expect_page(c, i, 0x60 + i);
+	fill_page(c, 2, 0x6d);
+	expect_pages(p, 0, 4, 0x6e);
+	expect_page(c, 2, 0x6d);
+}
+
 Test(clone, at_least_on_write_chain_behaves_as_snapshots)
 {
 	uvmo_vmo_t *p = make_vmo(PG, 0);

@@ -667,9 +667,9 @@ Test(errors, resizable_slice_is_einval)
 	expect_child_fails(-EINVAL, p, UVMO_CHILD_SLICE | UVMO_CHILD_RESIZABLE, 0, PG);
 }
 
-Test(errors, snapshot_modified_is_enotsup)
+Test(errors, snapshot_modified_of_a_discardable_vmo_is_enotsup)
 {
-	uvmo_vmo_t *p = populated(0);
+	uvmo_vmo_t *p = populated(UVMO_VMO_DISCARDABLE);
 	expect_child_fails(-ENOTSUP, p, UVMO_CHILD_SNAPSHOT_MODIFIED, 0, 4 * PG);
 }
 

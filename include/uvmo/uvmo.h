@@ -253,9 +253,18 @@ int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset, uint64_t le
  * SNAPSHOT: the child sees the parent exactly as it was at this moment;
  * afterwards writes on either side are invisible to the other.  Costs no
  * frame and no per-page work; clones of clones nest to any depth.
- * SNAPSHOT_AT_LEAST_ON_WRITE: for anonymous parents uvmo gives the stronger
- * SNAPSHOT guarantee (as Zircon does); pager-backed parents are future work.
- * SNAPSHOT_MODIFIED: -ENOTSUP until the pager exists.
+ * SNAPSHOT_AT_LEAST_ON_WRITE: the child's copy of a page is taken no
+ * earlier than now and no later than its first write of the page.  For
+ * anonymous parents uvmo gives the stronger SNAPSHOT guarantee (as Zircon
+ * does).  For a pager-backed parent the child shows the parent's current
+ * content — later writes and supplies too — of every page it has not
+ * written itself.
+ * SNAPSHOT_MODIFIED: of a pager-backed parent, pages the parent modified
+ * (not Clean) are snapshotted now, the rest follow at-least-on-write.  Of
+ * an anonymous parent: SNAPSHOT.
+ * A plain SNAPSHOT of a pager-backed VMO is refused (-ENOTSUP, as in
+ * Zircon), and so is any clone but a slice of an at-least-on-write child of
+ * a pager-backed VMO (uvmo keeps those one level deep).
  * SLICE: a window onto the parent with no copy: writes through either are
  * seen by both.  Snapshotting a slice snapshots that window of its parent.
  * RESIZABLE: the child may be resized (not with SLICE).
@@ -264,8 +273,8 @@ int uvmo_vmo_op_range(uvmo_vmo_t *vmo, uint32_t op, uint64_t offset, uint64_t le
  * Errors: -EINVAL (NULL, unknown bits, not exactly one type, RESIZABLE with
  * SLICE, unaligned or zero size), -ERANGE (overflow, offset past the parent,
  * a slice past the parent's end, size above the maximum), -ENOTSUP
- * (SNAPSHOT_MODIFIED; a slice of a resizable VMO; any child of a
- * discardable VMO), -ENOMEM, -EBADF.  Thread-safety: safe.
+ * (a slice of a resizable VMO; any child of a discardable VMO; the
+ * pager-backed cases above), -ENOMEM, -EBADF.  Thread-safety: safe.
  */
 int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options, uint64_t offset,
 			  uint64_t size, uvmo_vmo_t **out);

@@ -335,8 +335,6 @@ static int check_child_args(uint32_t options, uint64_t offset, uint64_t size)
 		return -EINVAL;
 	if (range_overflows(offset, size) || size > UVMO_VMO_MAX_SIZE)
 		return -ERANGE;
-	if (type & UVMO_CHILD_SNAPSHOT_MODIFIED)
-		return -ENOTSUP; /* needs a pager-backed parent */
 	return 0;
 }
 
@@ -388,6 +386,32 @@ static int make_snapshot(struct uvmo_vmo *parent, uint32_t options, uint64_t off
 	return publish(obj, out);
 }
 
+/* AT_LEAST_ON_WRITE or SNAPSHOT_MODIFIED of a pager-backed VMO. */
+static int make_paged_child(struct uvmo_vmo *parent, uint32_t options, uint64_t offset,
+			    uint64_t size, uvmo_vmo_t **out)
+{
+	struct cow_node *node;
+	uint32_t flags = (options & UVMO_CHILD_RESIZABLE) ? COW_RESIZABLE : 0;
+	uint64_t capacity = (options & UVMO_CHILD_RESIZABLE)
+				    ? max_u64(size, api_resizable_window()) : size;
+
+	if (offset > obj_size(parent))
+		return -ERANGE;
+	int rc = cow_paged_child(parent->node, parent->offset + offset, size, capacity, flags,
+				 options & UVMO_CHILD_SNAPSHOT_MODIFIED, &node);
+	if (rc < 0)
+		return rc;
+	struct uvmo_vmo *obj = new_object(node);
+	if (!obj) {
+		cow_node_unref(node);
+		return -ENOMEM;
+	}
+	obj->snapshot = true;
+	obj->no_write = options & UVMO_CHILD_NO_WRITE;
+	set_creator(obj, parent);
+	return publish(obj, out);
+}
+
 UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 				      uint64_t offset, uint64_t size, uvmo_vmo_t **out)
 {
@@ -401,9 +425,13 @@ UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 	rc = check_child_args(options, offset, size);
 	if (rc == 0 && cow_is_discardable(pobj->node))
 		rc = -ENOTSUP;
-	if (rc == 0 && cow_is_paged(pobj->node) && !(options & UVMO_CHILD_SLICE))
-		rc = -ENOTSUP; /* see uvmo.h: snapshots of pager-backed VMOs */
-	if (rc == 0) {
+	if (rc == 0 && !(options & UVMO_CHILD_SLICE) &&
+	    ((cow_is_paged(pobj->node) && (options & UVMO_CHILD_SNAPSHOT)) ||
+	     cow_is_paged_child(pobj->node)))
+		rc = -ENOTSUP; /* see uvmo.h: clones of pager-backed VMOs */
+	if (rc == 0 && !(options & UVMO_CHILD_SLICE) && cow_is_paged(pobj->node)) {
+		rc = make_paged_child(pobj, options, offset, size, out);
+	} else if (rc == 0) {
 		/* AT_LEAST_ON_WRITE of an anonymous parent: the stronger
 		 * SNAPSHOT guarantee, as Zircon gives. */
 		if (options & UVMO_CHILD_SLICE)

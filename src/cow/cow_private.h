@@ -81,6 +81,7 @@ enum {
 	E_AWAIT = 1u << 6,
 	E_READ_REQ = 1u << 7,
 	E_DIRTY_REQ = 1u << 8,
+	E_CACHE = 1u << 9, /* at-least-on-write child: a cache of its root's page (alow.c) */
 };
 
 enum {
@@ -124,6 +125,10 @@ struct cow_node {
 	bool modified;          /* written since the pager last reset it */
 	bool dead;              /* content gone; memory kept for holds */
 	uint32_t holds;         /* cow_node_hold, plus one while alive */
+	LIST_HEAD(, cow_node) paged_children; /* at-least-on-write children */
+	/* an at-least-on-write child of a paged root */
+	LIST_ENTRY(cow_node) paged_link;
+	uint64_t cached;        /* E_CACHE entries */
 
 	/* discardable VMOs */
 	uint32_t lock_count;
@@ -172,6 +177,12 @@ static inline bool child_covers(const struct cow_node *child, uint64_t ppg)
 static inline bool node_paged(const struct cow_node *n)
 {
 	return n->flags & N_PAGED;
+}
+
+/* An at-least-on-write child of a paged root (see alow.c). */
+static inline bool alow_child(const struct cow_node *n)
+{
+	return n->parent && node_paged(n->parent);
 }
 
 /* A page of a pager-backed root that only the pager can fill. */
@@ -290,6 +301,19 @@ void paged_shrink(struct cow_node *n, uint64_t size);
 int paged_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write);
 /* The last holder went (node_die for paged roots). */
 void paged_die(struct cow_node *n);
+
+/* ---- alow.c ---- */
+uint64_t alow_own_cost(const struct cow_node *c, uint64_t pg);
+/* cow_fork_page for an at-least-on-write child (may -EINPROGRESS). */
+int alow_own(struct cow_node *c, uint64_t pg);
+int alow_fault(struct cow_node *c, uint64_t pg, bool write);
+/* Wait for root pages that [first, end) of @c shows and are absent. */
+int alow_need_present(struct cow_node *c, uint64_t first, uint64_t end);
+int alow_release(struct cow_node *c, uint64_t pg, bool leave_marker);
+/* The root's pages [first, end) change: drop the children's caches. */
+void alow_invalidate(struct cow_node *r, uint64_t first, uint64_t end);
+void alow_parent_shrank(struct cow_node *r, uint64_t size);
+void alow_die(struct cow_node *c);
 
 /* ---- merge.c ---- */
 /* @n (non-hidden) has no holders left: free it and merge its parent. */

@@ -148,6 +148,8 @@ int cow_fork_page(struct cow_node *n, uint64_t pg)
 
 	UVMO_ASSERT(!node_hidden(n));
 	UVMO_ASSERT(!(pl_get(&n->pages, pg) & E_PRESENT));
+	if (alow_child(n))
+		return alow_own(n, pg);
 	rc = pl_reserve(&n->pages, pg);
 	if (rc < 0)
 		return rc;
@@ -201,6 +203,8 @@ uint64_t cow_fork_cost(struct cow_node *n, uint64_t pg)
 
 	if (pl_get(&n->pages, pg) & E_PRESENT)
 		return 0;
+	if (alow_child(n))
+		return alow_own_cost(n, pg);
 	path_init(&path);
 	if (cow_lookup(n, pg, &hit, &path) < 0) {
 		frames = path.depth; /* bound: one per level */
@@ -232,6 +236,8 @@ int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker)
 	uint16_t e = pl_get(&n->pages, pg);
 	int rc;
 
+	if (alow_child(n))
+		return alow_release(n, pg, leave_marker);
 	if (leave_marker && (e & E_ZERO))
 		return 0;
 	if (leave_marker) {

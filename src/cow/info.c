@@ -53,7 +53,10 @@ void cow_get_info(struct cow_node *n, uint64_t off, uint64_t len,
 	uint64_t first = size_pages(off);
 	uint64_t end = size_pages(min_u64(off + len, n->size));
 	uint64_t own = first < end ? own_pages_in(n, first, end) : 0;
-	uint64_t excl = first < end ? exclusive_ancestor_pages(n, first, end) : 0;
+	/* An at-least-on-write child of a paged root has no hidden
+	 * ancestors: it owns what it wrote, the rest is the root's. */
+	uint64_t excl = first < end && !alow_child(n)
+				? exclusive_ancestor_pages(n, first, end) : 0;
 
 	info->size = n->size;
 	info->committed_bytes = own << PAGE_SHIFT;

@@ -19,7 +19,7 @@ static bool has_borrowed_frames(const struct cow_node *n)
  * a paged root whose Clean pages must fault on their first write. */
 static bool install_protected(const struct cow_node *n)
 {
-	return has_borrowed_frames(n) || node_paged(n);
+	return has_borrowed_frames(n) || node_paged(n) || alow_child(n);
 }
 
 int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes)
@@ -109,6 +109,9 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	else if (node_paged(n)) {
 		rc = paged_fault(n, pg, ahead, write);
 		ahead = 0; /* present pages are mapped by the kernel */
+	} else if (alow_child(n)) {
+		rc = alow_fault(n, pg, write);
+		ahead = 0;
 	} else if (!(pl_get(&n->pages, pg) & E_PRESENT))
 		rc = cow_fork_page(n, pg);
 	if (rc == 0 && ahead) {

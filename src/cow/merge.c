@@ -141,6 +141,10 @@ void node_die(struct cow_node *n)
 		paged_die(n); /* a root: nothing to merge */
 		return;
 	}
+	if (alow_child(n)) {
+		alow_die(n); /* no hidden parent: nothing to merge */
+		return;
+	}
 	if (n->flags & N_DISCARDABLE)
 		discard_untrack(n);
 	cow_drop_own_pages(n, 0, UINT64_MAX);

@@ -54,6 +54,17 @@ static bool needs_bounce(const void *buf, size_t len)
 	return len && memory_managed && memory_managed(buf, len);
 }
 
+/* Pages a pager has not supplied yet, that [first, end) of @n shows: ask
+ * for them and return -EINPROGRESS (nothing changed), else 0. */
+static int need_content(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	if (node_paged(n))
+		return paged_need_present(n, first, end);
+	if (alow_child(n))
+		return alow_need_present(n, first, end);
+	return 0;
+}
+
 static int read_locked(struct cow_node *n, void *buf, uint64_t off, size_t len);
 static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_t len);
 
@@ -90,9 +101,8 @@ static int read_locked(struct cow_node *n, void *buf, uint64_t off, size_t len)
 
 	tree_lock(n->tree);
 	int rc = check_access(n, off, len);
-	if (rc == 0 && node_paged(n) && len)
-		rc = paged_need_present(n, off >> PAGE_SHIFT,
-					page_round_up(off + len) >> PAGE_SHIFT);
+	if (rc == 0 && len)
+		rc = need_content(n, off >> PAGE_SHIFT, page_round_up(off + len) >> PAGE_SHIFT);
 	while (rc == 0 && len) {
 		uint64_t inoff = off & (PAGE_SIZE - 1);
 		size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);
@@ -161,13 +171,11 @@ static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_
 		 * nothing. */
 		uint64_t first = off >> PAGE_SHIFT;
 		uint64_t end = page_round_up(off + len) >> PAGE_SHIFT;
-		if (node_paged(n)) {
-			rc = paged_need_present(n, first, end);
-			if (rc == 0)
-				rc = paged_check_write(n, first, end);
-			if (rc < 0)
-				goto out;
-		}
+		rc = need_content(n, first, end);
+		if (rc == 0 && node_paged(n))
+			rc = paged_check_write(n, first, end);
+		if (rc < 0)
+			goto out;
 		uint64_t need = 0;
 		for (uint64_t pg = first; pg < end; pg++)
 			need += node_paged(n) ? !(pl_get(&n->pages, pg) & E_PRESENT)
@@ -178,8 +186,10 @@ static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_
 					   : cow_own_pages(n, first, end);
 			pmm_unreserve();
 		}
-		if (rc == 0 && node_paged(n))
+		if (rc == 0 && node_paged(n)) {
 			paged_mark_dirty(n, first, end);
+			alow_invalidate(n, first, end);
+		}
 		while (rc == 0 && len) {
 			uint64_t inoff = off & (PAGE_SIZE - 1);
 			size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);
@@ -208,8 +218,10 @@ int cow_commit(struct cow_node *n, uint64_t off, uint64_t len)
 			if (rc == 0)
 				rc = paged_own_pages(n, first, end);
 		} else {
-			rc = n->parent ? cow_own_pages(n, first, end)
-				       : cow_own_pages_root(n, first, end);
+			rc = need_content(n, first, end);
+			if (rc == 0)
+				rc = n->parent ? cow_own_pages(n, first, end)
+					       : cow_own_pages_root(n, first, end);
 		}
 		VALIDATE(n);
 	}
@@ -339,6 +351,13 @@ int cow_zero(struct cow_node *n, uint64_t off, uint64_t len)
 		uint64_t first_full = page_round_up(off);
 		uint64_t end_full = page_round_down(end);
 
+		/* Partial pages keep part of their content: it must be here. */
+		if (off < first_full || first_full > end_full)
+			rc = need_content(n, off >> PAGE_SHIFT, (off >> PAGE_SHIFT) + 1);
+		if (rc == 0 && end_full < end && end_full >= first_full)
+			rc = need_content(n, end_full >> PAGE_SHIFT, (end_full >> PAGE_SHIFT) + 1);
+		if (rc < 0)
+			goto out;
 		/* Partial pages may need their own copy first: reserve those
 		 * frames up front, so that running out changes nothing. */
 		uint64_t need = 0;

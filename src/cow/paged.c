@@ -194,32 +194,33 @@ static bool is_not_dirty(struct cow_node *n, uint64_t pg)
 	return !(paged_state(n, pg) & E_DIRTY);
 }
 
+/* Wait (@kind) for the span from the first to the last page of
+ * [first, end) for which @want holds, if any. */
+static int need_span(struct cow_node *n, uint32_t kind, uint64_t first, uint64_t end,
+		     bool (*want)(struct cow_node *n, uint64_t pg))
+{
+	uint64_t pg = find_page(n, first, end, want);
+	if (pg >= end)
+		return 0;
+	uint64_t last = pg;
+	for (uint64_t p = pg + 1; p < end; p++)
+		if (want(n, p))
+			last = p;
+	return paged_need(n, kind, pg, last + 1 - pg);
+}
+
 int paged_need_present(struct cow_node *n, uint64_t first, uint64_t end)
 {
 	/* Absent pages lie below the source limit only. */
-	uint64_t limit = min_u64(end, size_pages(n->source_limit));
-	uint64_t pg = find_page(n, first, limit, is_absent);
-	if (pg >= limit)
-		return 0;
-	uint64_t last = pg;
-	for (uint64_t p = pg + 1; p < limit; p++)
-		if (is_absent(n, p))
-			last = p;
-	return paged_need(n, COW_WAIT_READ, pg, last + 1 - pg);
+	return need_span(n, COW_WAIT_READ, first, min_u64(end, size_pages(n->source_limit)),
+			 is_absent);
 }
 
 int paged_check_write(struct cow_node *n, uint64_t first, uint64_t end)
 {
 	if (!(n->flags & N_TRAP_DIRTY) || !n->source)
 		return 0;
-	uint64_t pg = find_page(n, first, end, is_not_dirty);
-	if (pg >= end)
-		return 0;
-	uint64_t last = pg;
-	for (uint64_t p = pg + 1; p < end; p++)
-		if (is_not_dirty(n, p))
-			last = p;
-	return paged_need(n, COW_WAIT_DIRTY, pg, last + 1 - pg);
+	return need_span(n, COW_WAIT_DIRTY, first, end, is_not_dirty);
 }
 
 void paged_mark_dirty(struct cow_node *n, uint64_t first, uint64_t end)
@@ -293,6 +294,10 @@ int cow_pager_supply(struct cow_node *n, uint64_t off, uint64_t len, const void 
 		else
 			pl_trim(&n->pages, pg);
 	}
+	/* A page evicted and supplied again may differ from what children
+	 * cached of it. */
+	if (!LIST_EMPTY(&n->paged_children))
+		alow_invalidate(n, first, end);
 	VALIDATE(n);
 	tree_unlock(n->tree);
 	return rc;
@@ -574,6 +579,7 @@ int paged_zero(struct cow_node *n, uint64_t off, uint64_t len)
 		node_set_entry(n, pg, E_ZERO | E_DIRTY);
 	}
 	paged_mark_dirty(n, first, end);
+	alow_invalidate(n, first, end);
 	return 0;
 }
 
@@ -583,6 +589,7 @@ void paged_shrink(struct cow_node *n, uint64_t size)
 	n->size = size;
 	n->source_limit = min_u64(n->source_limit, size);
 	n->modified = true;
+	alow_parent_shrank(n, size);
 	/* Waiters for pages cut off try again, and find them gone. */
 	if (n->source)
 		n->source_ops->cut(n->source, size_pages(size));
@@ -610,7 +617,9 @@ int paged_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write)
 	pmm_set_installer(NULL);
 	if (!(e & E_PRESENT))
 		rc = paged_own_pages(n, pg, pg + 1);
-	if (rc == 0 && write)
+	if (rc == 0 && write) {
 		paged_mark_dirty(n, pg, pg + 1);
+		alow_invalidate(n, pg, pg + 1);
+	}
 	return rc;
 }

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cow/cow_private.h"
 
@@ -63,47 +64,73 @@ static size_t window_index(struct walk *wk, const struct pmm_window *w)
 	return wk->nwindows++;
 }
 
+/* A frame or a zero marker: the bits that may go with it. */
+static void check_entry_bits(const struct cow_node *n, uint64_t pg, uint16_t e)
+{
+	CHECK(!!(e & E_PRESENT) + !!(e & E_ZERO) == 1, n,
+	      "entry %#x at %llu is neither a frame nor a marker", e, (unsigned long long)pg);
+	CHECK((e & (E_SPLIT_L | E_SPLIT_R)) != (E_SPLIT_L | E_SPLIT_R), n,
+	      "both split bits at %llu", (unsigned long long)pg);
+	CHECK(!(e & E_CACHE), n, "cache bit with a frame at %llu", (unsigned long long)pg);
+	if (!node_hidden(n))
+		CHECK(!(e & (E_SPLIT_L | E_SPLIT_R | E_HOME)), n,
+		      "hidden-only bits %#x at %llu", e, (unsigned long long)pg);
+	if (e & E_ZERO)
+		CHECK(!(e & E_HOME), n, "marker with a home bit");
+	if (node_paged(n)) {
+		CHECK(!(e & E_READ_REQ), n, "asked for, yet here, at %llu",
+		      (unsigned long long)pg);
+		CHECK((e & (E_DIRTY | E_AWAIT)) != (E_DIRTY | E_AWAIT), n,
+		      "Dirty and AwaitingClean at %llu", (unsigned long long)pg);
+		CHECK(!((e & E_DIRTY) && (e & E_DIRTY_REQ)), n,
+		      "Dirty page asked to be dirtied at %llu", (unsigned long long)pg);
+	} else {
+		CHECK(!(e & (E_DIRTY | E_AWAIT | E_READ_REQ | E_DIRTY_REQ)), n,
+		      "pager bits %#x at %llu of an anonymous VMO", e, (unsigned long long)pg);
+	}
+}
+
+/* An at-least-on-write child's cache at @pg holds its root's content. */
+static void check_cache(const struct cow_node *c, uint64_t pg)
+{
+	const struct cow_node *r = c->parent;
+	CHECK(pg < size_pages(c->parent_limit), c, "cache at %llu past the parent limit",
+	      (unsigned long long)pg);
+	uint64_t ppg = pg + size_pages(c->parent_offset);
+	uint16_t re = pl_get(&r->pages, ppg);
+	if (page_absent(r, ppg, re))
+		return; /* evicted since: the cache is what it was */
+	static const char zeros[PAGE_SIZE];
+	const void *want = (re & E_PRESENT) ? pmm_slot_addr(r->home, ppg) : zeros;
+	CHECK(memcmp(pmm_slot_addr(c->home, pg), want, PAGE_SIZE) == 0, c,
+	      "cache at %llu differs from the root's page", (unsigned long long)pg);
+}
+
 static void check_entries(struct walk *wk, const struct cow_node *n)
 {
-	uint64_t pg, present = 0, split = 0;
+	uint64_t pg, present = 0, split = 0, cached = 0;
 	uint16_t e;
 
 	CHECK(pl_consistent(&n->pages), n, "page list chunks miscounted or empty");
 	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
 		CHECK(pg < size_pages(n->size), n, "entry at page %llu past size",
 		      (unsigned long long)pg);
-		if (node_paged(n) && !(e & (E_PRESENT | E_ZERO))) {
+		if (e == E_CACHE) {
+			CHECK(alow_child(n), n, "cache entry at %llu", (unsigned long long)pg);
+			check_cache(n, pg);
+			cached++;
+		} else if (node_paged(n) && !(e & (E_PRESENT | E_ZERO))) {
 			/* An absent page that was asked for. */
 			CHECK(e == E_READ_REQ && pg < size_pages(n->source_limit) && n->source,
 			      n, "absent entry %#x at %llu", e, (unsigned long long)pg);
 			continue;
-		}
-		CHECK(!!(e & E_PRESENT) + !!(e & E_ZERO) == 1, n,
-		      "entry %#x at %llu is neither a frame nor a marker", e,
-		      (unsigned long long)pg);
-		if (node_paged(n)) {
-			CHECK(!(e & (E_SPLIT_L | E_SPLIT_R | E_HOME | E_READ_REQ)), n,
-			      "paged entry %#x at %llu", e, (unsigned long long)pg);
-			CHECK((e & (E_DIRTY | E_AWAIT)) != (E_DIRTY | E_AWAIT), n,
-			      "Dirty and AwaitingClean at %llu", (unsigned long long)pg);
-			CHECK(!((e & E_DIRTY) && (e & E_DIRTY_REQ)), n,
-			      "Dirty page asked to be dirtied at %llu", (unsigned long long)pg);
 		} else {
-			CHECK(!(e & (E_DIRTY | E_AWAIT | E_READ_REQ | E_DIRTY_REQ)), n,
-			      "pager bits %#x at %llu of an anonymous VMO", e,
-			      (unsigned long long)pg);
+			check_entry_bits(n, pg, e);
 		}
-		CHECK((e & (E_SPLIT_L | E_SPLIT_R)) != (E_SPLIT_L | E_SPLIT_R), n,
-		      "both split bits at %llu", (unsigned long long)pg);
-		if (!node_hidden(n))
-			CHECK(!(e & (E_SPLIT_L | E_SPLIT_R | E_HOME)), n,
-			      "hidden-only bits %#x at %llu", e, (unsigned long long)pg);
-		if (e & E_ZERO)
-			CHECK(!(e & E_HOME), n, "marker with a home bit");
 		split += !!(e & (E_SPLIT_L | E_SPLIT_R));
-		if (!(e & E_PRESENT))
+		if (!(e & (E_PRESENT | E_CACHE)))
 			continue;
-		present++;
+		present += !!(e & E_PRESENT);
 		const struct pmm_window *w = entry_window(n, e);
 		CHECK(w != NULL, n, "frame without a window");
 		CHECK(pg < pmm_window_pages(w), n, "slot %llu outside its window",
@@ -118,6 +145,8 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 	}
 	CHECK(split == n->split_entries, n, "split_entries %llu but %llu",
 	      (unsigned long long)n->split_entries, (unsigned long long)split);
+	CHECK(cached == n->cached, n, "cached %llu but %llu caches",
+	      (unsigned long long)n->cached, (unsigned long long)cached);
 	CHECK(present == n->committed, n, "committed %llu but %llu frames",
 	      (unsigned long long)n->committed, (unsigned long long)present);
 }
@@ -147,7 +176,8 @@ static void check_shape(const struct cow_node *n)
 		CHECK(n->refs > 0, n, "a dead VMO still in the tree");
 	}
 	if (n->parent)
-		CHECK(node_hidden(n->parent), n, "parent is not hidden");
+		CHECK(node_hidden(n->parent) || node_paged(n->parent), n,
+		      "parent is neither hidden nor paged");
 }
 
 /* (L1): a hidden node borrowing from a live VMO's window sits in the
@@ -203,6 +233,17 @@ void validate_tree_locked(struct cow_node *any)
 			if (nvmos == vcap)
 				vmos = grow(vmos, &vcap, sizeof(*vmos));
 			vmos[nvmos++] = n;
+			struct cow_node *c;
+			LIST_FOREACH(c, &n->paged_children, paged_link) {
+				CHECK(c->parent == n && !node_hidden(c), n, "bad paged child");
+				if (sp == cap) {
+					cap *= 2;
+					stack = realloc(stack, cap * sizeof(*stack));
+					if (!stack)
+						abort();
+				}
+				stack[sp++] = c;
+			}
 			continue;
 		}
 		if (nhidden == hcap)

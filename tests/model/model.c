@@ -203,7 +203,7 @@ int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t 
 		return -EINVAL;
 	if (size > UVMO_VMO_MAX_SIZE || offset > UINT64_MAX - size)
 		return -ERANGE;
-	if (type == UVMO_CHILD_SNAPSHOT_MODIFIED || parent->discardable)
+	if (parent->discardable)
 		return -ENOTSUP;
 
 	struct model_vmo *child;
@@ -219,7 +219,8 @@ int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t 
 	} else {
 		if (offset > parent->size)
 			return -ERANGE;
-		/* Anonymous parents: at-least-on-write is a plain snapshot. */
+		/* Anonymous parents: at-least-on-write and snapshot-modified
+		 * are plain snapshots. */
 		child = model_snapshot(parent, offset, size);
 		child->resizable = options & UVMO_CHILD_RESIZABLE;
 	}
