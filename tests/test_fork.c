@@ -645,3 +645,66 @@ Test(fork, fork_while_another_thread_writes_keeps_both_sides_right)
 		cr_assert_neq(b->page[i], 0xdeadbeef, "a child's write reached the parent");
 	free(b);
 }
+
+/* ---------------------------------------------------------------------- */
+/* pager-backed VMOs: the child has no pager thread                        */
+/* ---------------------------------------------------------------------- */
+
+struct paged_world {
+	uvmo_pager_t *pager;
+	uvmo_vmo_t *vmo;
+	uint8_t *map;
+	pthread_t server;
+};
+
+/* A pager thread that supplies page i filled with i + 1. */
+static void *supply_pattern(void *arg)
+{
+	struct paged_world *w = arg;
+	static uint8_t buf[16 * UVMO_PAGE_SIZE];
+	struct uvmo_page_request req[4];
+	int n;
+	while ((n = uvmo_pager_get_requests(w->pager, req, 4, -1)) >= 0) {
+		for (int i = 0; i < n; i++) {
+			if (req[i].type != UVMO_PAGER_READ)
+				continue;
+			for (uint64_t o = 0; o < req[i].length; o += UVMO_PAGE_SIZE)
+				memset(buf + o, (int)((req[i].offset + o) / UVMO_PAGE_SIZE + 1),
+				       UVMO_PAGE_SIZE);
+			uvmo_pager_supply_pages(w->pager, req[i].vmo, req[i].offset,
+						req[i].length, buf);
+		}
+	}
+	return NULL;
+}
+
+static int child_sees_pager_pages_fail(void *arg)
+{
+	struct paged_world *w = arg;
+	uint8_t b = 0;
+	CHILD_CHECK(probe_read(w->map, &b) == 0 && b == 1,
+		    "a page present at fork reads %u", b);
+	int rc = uvmo_vmo_read(w->vmo, &b, 5 * UVMO_PAGE_SIZE, 1);
+	CHILD_CHECK(rc == -EBUSY, "read of an absent page returned %d", rc);
+	CHILD_CHECK(probe_read(w->map + 6 * UVMO_PAGE_SIZE, &b) == SIGBUS,
+		    "a fault on an absent page did not raise SIGBUS");
+	return 0;
+}
+
+Test(fork, child_fails_absent_pager_pages_instead_of_waiting_for_ever)
+{
+	struct paged_world w = { 0 };
+	expect_ok(uvmo_pager_create(0, &w.pager));
+	cr_assert_eq(pthread_create(&w.server, NULL, supply_pattern, &w), 0);
+	expect_ok(uvmo_pager_create_vmo(w.pager, 0, 7, 8 * PG, &w.vmo));
+	void *addr;
+	expect_ok(uvmo_vmar_map(uvmo_vmar_root(), UVMO_PERM_READ | UVMO_PERM_WRITE, 0, w.vmo,
+				0, 8 * PG, &addr));
+	w.map = addr;
+	cr_assert_eq(w.map[0], 1);
+	run_child(child_sees_pager_pages_fail, &w);
+	/* The parent is still served. */
+	cr_assert_eq(w.map[6 * PG], 7);
+	uvmo_pager_destroy(w.pager);
+	pthread_join(w.server, NULL);
+}

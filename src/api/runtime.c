@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "pmm/pmm.h"
+#include "pager/pager.h"
 #include "uffd/uffd.h"
 
 #define DEFAULT_SPAN (16ull << 40)            /* 16 TiB of file offsets */
@@ -95,10 +96,12 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&init_lock);
 	uffd_fork_prepare();
 	handle_table_lock();
+	pager_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	pager_fork_parent();
 	handle_table_unlock();
 	uffd_fork_parent();
 	pthread_mutex_unlock(&init_lock);
@@ -108,6 +111,7 @@ static void fork_child(void)
 {
 	handle_table_unlock();
 	uffd_fork_child();
+	pager_fork_child();
 	pthread_mutex_unlock(&init_lock);
 }
 

@@ -4,6 +4,7 @@
  * them.  See pager.h for lifetimes and the lock order.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,7 +35,12 @@ struct pager {
 	bool destroyed;
 	uvmo_pager_t *handle;
 	_Atomic uint32_t refs;
+	LIST_ENTRY(pager) registry_link;
 };
+
+/* Every pager, for fork(): registry lock → pager lock. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static LIST_HEAD(, pager) registry = LIST_HEAD_INITIALIZER(registry);
 
 /* What cow holds of a pager VMO (opaque to cow). */
 struct cow_source {
@@ -58,6 +64,9 @@ void pager_release(struct pager *p)
 	if (atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
 	UVMO_ASSERT(TAILQ_EMPTY(&p->pending) && LIST_EMPTY(&p->vmos));
+	pthread_mutex_lock(&registry_lock);
+	LIST_REMOVE(p, registry_link);
+	pthread_mutex_unlock(&registry_lock);
 	close(p->efd);
 	pthread_cond_destroy(&p->requests_cond);
 	pthread_cond_destroy(&p->waits_cond);
@@ -227,6 +236,16 @@ static const struct cow_source_ops source_ops = {
 
 /* ---- the pager ---- */
 
+static void init_conds(struct pager *p)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->requests_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&p->waits_cond, NULL);
+}
+
 int pager_create(struct pager **out)
 {
 	struct pager *p = calloc(1, sizeof(*p));
@@ -239,17 +258,64 @@ int pager_create(struct pager **out)
 		return rc;
 	}
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->requests_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&p->waits_cond, NULL);
+	init_conds(p);
 	TAILQ_INIT(&p->pending);
 	LIST_INIT(&p->vmos);
 	atomic_init(&p->refs, 1);
+	pthread_mutex_lock(&registry_lock);
+	LIST_INSERT_HEAD(&registry, p, registry_link);
+	pthread_mutex_unlock(&registry_lock);
 	*out = p;
 	return 0;
+}
+
+/* ---- fork() ---- */
+
+void pager_fork_prepare(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	struct pager *p;
+	LIST_FOREACH(p, &registry, registry_link)
+		pthread_mutex_lock(&p->lock);
+}
+
+void pager_fork_parent(void)
+{
+	struct pager *p;
+	LIST_FOREACH(p, &registry, registry_link)
+		pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* The child has no pager thread: every pager-backed VMO is detached (its
+ * absent pages fail rather than wait for ever), the waits of the parent's
+ * threads are forgotten, and each pager gets an eventfd of its own (the
+ * inherited one is the parent's). */
+void pager_fork_child(void)
+{
+	struct pager *p;
+	LIST_FOREACH(p, &registry, registry_link) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0) {
+			dup3(fd, p->efd, O_CLOEXEC);
+			close(fd);
+		}
+		p->efd_signalled = false;
+		init_conds(p); /* their waiters were the parent's threads */
+		struct request *r, *next;
+		TAILQ_FOREACH_SAFE(r, &p->pending, link, next)
+			free(r);
+		TAILQ_INIT(&p->pending);
+		struct pager_vmo *pv;
+		LIST_FOREACH(pv, &p->vmos, link) {
+			LIST_INIT(&pv->waits);
+			if (pv->serving)
+				cow_pager_detach(pv->node);
+			pv->serving = false;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&registry_lock);
 }
 
 int pager_fd(struct pager *p)

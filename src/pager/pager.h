@@ -68,6 +68,11 @@ int pager_fail(struct pager_vmo *pv, uint64_t off, uint64_t len, int err);
 int pager_ack_dirty(struct pager_vmo *pv, uint64_t off, uint64_t len);
 int pager_detach(struct pager_vmo *pv);
 
+/* fork() handlers, called by the API layer after its own and uffd's. */
+void pager_fork_prepare(void);
+void pager_fork_parent(void);
+void pager_fork_child(void);
+
 /* The handle value of the pager (set by the API layer). */
 void pager_set_handle(struct pager *p, uvmo_pager_t *handle);
 uvmo_pager_t *pager_handle(const struct pager *p);
