@@ -637,6 +637,59 @@ int uvmo_file_vmo_sync(uvmo_vmo_t *vmo);
  */
 int uvmo_file_vmo_set_memory_limit(uvmo_vmo_t *vmo, uint64_t high, uint64_t low);
 
+/* ------------------------------------------------------------------------ */
+/* Snapshot, restore and diff of live VMOs                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * uvmo_vmo_snapshot - a read-only snapshot of @vmo as it is now.
+ *
+ * @vmo may be mapped and in use by other threads: the snapshot costs one
+ * write-protect pass over each of its mappings and nothing per page until
+ * a page is written (the first write of a page after it is copied on
+ * write).  *@snap is a NO_WRITE VMO like a SNAPSHOT child: it can be read,
+ * mapped read-only, diffed and restored from, any number of times, and
+ * several snapshots of one VMO may live at once.  Closing it gives its
+ * memory back.
+ * Errors: -EINVAL (NULL), -ENOTSUP (slice, discardable or pager-backed
+ * VMO, or an at-least-on-write child of one), -ENOMEM, -EBADF.
+ * Thread-safety: safe.
+ */
+int uvmo_vmo_snapshot(uvmo_vmo_t *vmo, uvmo_vmo_t **snap);
+
+/**
+ * uvmo_vmo_restore - make @vmo's content (and size, if @vmo is resizable)
+ * that of @snap.
+ *
+ * @snap must be a snapshot of @vmo (uvmo_vmo_snapshot), taken at any time,
+ * or a snapshot of one of those.  The cost is proportional to the pages in
+ * which the two differ, not to the size: pages written since are copied
+ * back (in place, so every mapping keeps its pages and sees the restored
+ * bytes at once) and pages created since are dropped.  Restoring to the
+ * same snapshot again costs only the pages written since the last restore.
+ * Other threads may keep mappings of @vmo; their writes racing the restore
+ * are either restored over or land after it, page by page.
+ * Errors: -EINVAL (NULL, or @snap is not a snapshot of @vmo, or sizes
+ * differ and @vmo is not resizable), -EACCES (@vmo's handle cannot write),
+ * -ENOTSUP (slices), -ENOMEM (nothing changed), -EBADF.
+ * Thread-safety: safe.
+ */
+int uvmo_vmo_restore(uvmo_vmo_t *vmo, uvmo_vmo_t *snap);
+
+/**
+ * uvmo_vmo_diff - the page ranges of [offset, offset + len) in which @vmo
+ * differs from its snapshot @snap (written since the snapshot or since the
+ * last restore to it), in order, adjacent pages merged.
+ * Same output convention as uvmo_pager_query_dirty_ranges: up to @max runs
+ * stored in @out, *@actual stored, *@avail in all; resume from the end of
+ * the last run stored.  A page written back to the same bytes still counts
+ * as different (pages are not compared byte by byte).
+ * Errors: -EINVAL (NULL @out with @max > 0, unaligned, not a snapshot of
+ * @vmo), -ERANGE, -EBADF.  Thread-safety: safe.
+ */
+int uvmo_vmo_diff(uvmo_vmo_t *vmo, uvmo_vmo_t *snap, uint64_t offset, uint64_t len,
+		  struct uvmo_dirty_range *out, size_t max, size_t *actual, size_t *avail);
+
 /**
  * uvmo_vmo_duplicate - a second handle to the same VMO, with the same
  * rights and window.  Each handle is closed on its own.
