@@ -84,6 +84,14 @@ static inline void vmo_put(struct uvmo_vmo *obj)
 }
 /* The VMO object of a handle, referenced, or NULL with *rc set. */
 struct uvmo_vmo *vmo_from_handle(uvmo_vmo_t *h, int *rc);
+/* Runs of pages handed out in struct uvmo_dirty_range arrays (pager dirty
+ * ranges, diffs): the emit callback of cow's range reports. */
+struct range_sink {
+	struct uvmo_dirty_range *out;
+	size_t max, stored;
+};
+bool range_sink_store(void *arg, uint64_t off, uint64_t len, bool zero);
+
 /* A handle for @node, taking over the caller's reference (dropped on
  * failure). */
 int vmo_publish_node(struct cow_node *node, uvmo_vmo_t **out);

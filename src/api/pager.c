@@ -267,24 +267,6 @@ UVMO_EXPORT int uvmo_pager_op_range(uvmo_pager_t *pager, uint32_t op, uvmo_vmo_t
 	return rc;
 }
 
-struct range_sink {
-	struct uvmo_dirty_range *out;
-	size_t max, stored;
-};
-
-static bool store_range(void *arg, uint64_t off, uint64_t len, bool zero)
-{
-	struct range_sink *s = arg;
-	if (s->stored == s->max)
-		return false;
-	s->out[s->stored++] = (struct uvmo_dirty_range){
-		.offset = off,
-		.length = len,
-		.options = zero ? UVMO_DIRTY_RANGE_IS_ZERO : 0,
-	};
-	return true;
-}
-
 UVMO_EXPORT int uvmo_pager_query_dirty_ranges(uvmo_pager_t *pager, uvmo_vmo_t *vmo,
 					      uint64_t offset, uint64_t len,
 					      struct uvmo_dirty_range *out, size_t max,
@@ -300,7 +282,7 @@ UVMO_EXPORT int uvmo_pager_query_dirty_ranges(uvmo_pager_t *pager, uvmo_vmo_t *v
 	if ((!out && max) || !range_ok(offset, len))
 		rc = -EINVAL;
 	else
-		rc = cow_pager_dirty_ranges(pager_vmo_node(pv), offset, len, store_range,
+		rc = cow_pager_dirty_ranges(pager_vmo_node(pv), offset, len, range_sink_store,
 					    &sink, &total);
 	if (rc == 0) {
 		if (actual)

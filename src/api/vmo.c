@@ -504,3 +504,104 @@ UVMO_EXPORT int uvmo_vmo_duplicate(uvmo_vmo_t *vmo, uvmo_vmo_t **out)
 	leave(src);
 	return rc;
 }
+
+/* ---- snapshot, restore, diff of live VMOs ---- */
+
+UVMO_EXPORT int uvmo_vmo_snapshot(uvmo_vmo_t *vmo, uvmo_vmo_t **snap)
+{
+	int rc;
+	if (!snap)
+		return -EINVAL;
+	struct uvmo_vmo *obj = enter(vmo, &rc);
+	if (!obj)
+		return rc;
+	if (obj->slice || cow_is_discardable(obj->node) || cow_is_paged(obj->node) ||
+	    cow_is_paged_child(obj->node))
+		rc = -ENOTSUP;
+	else
+		rc = make_snapshot(obj, UVMO_CHILD_SNAPSHOT | UVMO_CHILD_NO_WRITE |
+				   (cow_is_resizable(obj->node) ? UVMO_CHILD_RESIZABLE : 0),
+				   0, obj_size(obj), snap);
+	leave(obj);
+	return rc;
+}
+
+/* Both objects of a restore or diff, or an error: handles first, then
+ * what they are. */
+static int enter_pair(uvmo_vmo_t *vmo, uvmo_vmo_t *snap, struct uvmo_vmo **v,
+		      struct uvmo_vmo **s)
+{
+	int rc;
+	if (!snap)
+		return -EINVAL;
+	*v = enter(vmo, &rc);
+	if (!*v)
+		return rc;
+	*s = vmo_from_handle(snap, &rc);
+	if (!*s) {
+		leave(*v);
+		return rc;
+	}
+	return 0;
+}
+
+static void leave_pair(struct uvmo_vmo *v, struct uvmo_vmo *s)
+{
+	vmo_put(s);
+	leave(v);
+}
+
+UVMO_EXPORT int uvmo_vmo_restore(uvmo_vmo_t *vmo, uvmo_vmo_t *snap)
+{
+	struct uvmo_vmo *v, *s;
+	int rc = enter_pair(vmo, snap, &v, &s);
+	if (rc < 0)
+		return rc;
+	if (v->slice || s->slice)
+		rc = -ENOTSUP;
+	else if (v->no_write)
+		rc = -EACCES;
+	else
+		rc = cow_restore(v->node, s->node);
+	leave_pair(v, s);
+	return rc;
+}
+
+bool range_sink_store(void *arg, uint64_t off, uint64_t len, bool zero)
+{
+	struct range_sink *d = arg;
+	if (d->stored == d->max)
+		return false;
+	d->out[d->stored++] = (struct uvmo_dirty_range){
+		.offset = off,
+		.length = len,
+		.options = zero ? UVMO_DIRTY_RANGE_IS_ZERO : 0,
+	};
+	return true;
+}
+
+UVMO_EXPORT int uvmo_vmo_diff(uvmo_vmo_t *vmo, uvmo_vmo_t *snap, uint64_t offset,
+			      uint64_t len, struct uvmo_dirty_range *out, size_t max,
+			      size_t *actual, size_t *avail)
+{
+	struct uvmo_vmo *v, *s;
+	int rc = enter_pair(vmo, snap, &v, &s);
+	if (rc < 0)
+		return rc;
+	struct range_sink sink = { .out = out, .max = out ? max : 0 };
+	uint64_t total = 0;
+	if ((!out && max) || !page_aligned(offset) || !page_aligned(len))
+		rc = -EINVAL;
+	else if (v->slice || s->slice)
+		rc = -ENOTSUP;
+	else
+		rc = cow_diff(v->node, s->node, offset, len, range_sink_store, &sink, &total);
+	if (rc == 0) {
+		if (actual)
+			*actual = sink.stored;
+		if (avail)
+			*avail = (size_t)total;
+	}
+	leave_pair(v, s);
+	return rc;
+}

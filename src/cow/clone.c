@@ -59,6 +59,7 @@ int cow_snapshot(struct cow_node *n, uint64_t off, uint64_t size,
 	h->parent_limit = n->parent_limit;
 	replace_child(n->parent, n, h);
 	pl_take(&h->pages, &n->pages);
+	n->restored_from = 0; /* its E_RESTORED entries went to h */
 	h->committed = n->committed;
 	n->committed = 0;
 	h->lender = n->home;

@@ -59,6 +59,16 @@ int cow_snapshot(struct cow_node *n, uint64_t off, uint64_t size,
 		 uint64_t visible, uint64_t capacity, uint32_t flags,
 		 struct cow_node **out);
 
+/* Restore @v to @s, a snapshot of its lineage (see restore.c): 0,
+ * -EINVAL (not such a snapshot; sizes differ and @v is not resizable),
+ * -ENOMEM (nothing changed). */
+int cow_restore(struct cow_node *v, struct cow_node *s);
+/* Report the runs of pages of [off, off + len) where @v differs from @s
+ * (@emit returns false once its storage is full; *@total counts all). */
+int cow_diff(struct cow_node *v, struct cow_node *s, uint64_t off, uint64_t len,
+	     bool (*emit)(void *arg, uint64_t off, uint64_t len, bool zero), void *arg,
+	     uint64_t *total);
+
 /* Discardable VMOs: 0 or 1 (was discarded) / -EAGAIN / -EBUSY. */
 int cow_lock(struct cow_node *n, bool try_only);
 int cow_unlock(struct cow_node *n);

@@ -82,6 +82,7 @@ enum {
 	E_READ_REQ = 1u << 7,
 	E_DIRTY_REQ = 1u << 8,
 	E_CACHE = 1u << 9, /* at-least-on-write child: a cache of its root's page (alow.c) */
+	E_RESTORED = 1u << 10, /* equals snapshot `restored_from`, write-protected (restore.c) */
 };
 
 enum {
@@ -129,6 +130,8 @@ struct cow_node {
 	/* an at-least-on-write child of a paged root */
 	LIST_ENTRY(cow_node) paged_link;
 	uint64_t cached;        /* E_CACHE entries */
+	/* restore.c: the snapshot the E_RESTORED entries equal (its id), 0 none */
+	uint64_t restored_from;
 
 	/* discardable VMOs */
 	uint32_t lock_count;
@@ -190,6 +193,41 @@ static inline bool page_absent(const struct cow_node *n, uint64_t pg, uint16_t e
 {
 	return node_paged(n) && !(e & (E_PRESENT | E_ZERO)) &&
 	       pg < size_pages(n->source_limit);
+}
+
+/* ---- runs of pages reported to a caller (dirty ranges, diffs) ---- */
+struct run_emitter {
+	bool (*emit)(void *arg, uint64_t off, uint64_t len, bool zero);
+	void *arg;
+	uint64_t start, end; /* pages of the open run, end == 0: none */
+	bool zero;
+	bool full;
+	uint64_t total;
+};
+
+static inline void flush_run(struct run_emitter *r)
+{
+	if (r->end == 0)
+		return;
+	r->total++;
+	if (!r->full && !r->emit(r->arg, r->start << PAGE_SHIFT,
+				 (r->end - r->start) << PAGE_SHIFT, r->zero))
+		r->full = true;
+	r->end = 0;
+}
+
+static inline void add_run(struct run_emitter *r, uint64_t start, uint64_t end, bool zero)
+{
+	if (start >= end)
+		return;
+	if (r->end && r->end == start && r->zero == zero) {
+		r->end = end;
+		return;
+	}
+	flush_run(r);
+	r->start = start;
+	r->end = end;
+	r->zero = zero;
 }
 
 /* ---- counters (node.c) ---- */
@@ -262,6 +300,15 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg);
 int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker);
 
 /* ---- ops.c ---- */
+/* A growing array of page offsets. */
+struct page_set {
+	uint64_t *pgs;
+	size_t len, cap;
+};
+int page_set_add(struct page_set *s, uint64_t pg);
+/* The pages of @n in [first, end) at which anything exists: an entry of @n
+ * or of an ancestor within what @n sees of it. */
+int collect_pages(struct cow_node *n, uint64_t first, uint64_t end, struct page_set *out);
 /* Give @n its own frame for every page in [first, end); pages done before
  * a failure stay done.  The _root variant is for nodes with no parent
  * (no copy-on-write: runs of frames in one call). */
@@ -314,6 +361,10 @@ int alow_release(struct cow_node *c, uint64_t pg, bool leave_marker);
 void alow_invalidate(struct cow_node *r, uint64_t first, uint64_t end);
 void alow_parent_shrank(struct cow_node *r, uint64_t size);
 void alow_die(struct cow_node *c);
+
+/* ---- restore.c ---- */
+/* Pages [first, end) of @n are about to be written: drop E_RESTORED. */
+void restore_forget(struct cow_node *n, uint64_t first, uint64_t end);
 
 /* ---- merge.c ---- */
 /* @n (non-hidden) has no holders left: free it and merge its parent. */

@@ -19,7 +19,8 @@ static bool has_borrowed_frames(const struct cow_node *n)
  * a paged root whose Clean pages must fault on their first write. */
 static bool install_protected(const struct cow_node *n)
 {
-	return has_borrowed_frames(n) || node_paged(n) || alow_child(n);
+	return has_borrowed_frames(n) || node_paged(n) || alow_child(n) ||
+	       n->restored_from; /* E_RESTORED pages must fault on write */
 }
 
 int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes)
@@ -123,6 +124,8 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 		else
 			cow_own_pages_root(n, pg + 1, end);
 	}
+	if (rc == 0 && write)
+		restore_forget(n, pg, pg + 1);
 	if (rc == 0) {
 		VALIDATE(n);
 		if (resolved)

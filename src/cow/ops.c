@@ -190,6 +190,8 @@ static int write_locked(struct cow_node *n, const void *buf, uint64_t off, size_
 			paged_mark_dirty(n, first, end);
 			alow_invalidate(n, first, end);
 		}
+		if (rc == 0)
+			restore_forget(n, first, end);
 		while (rc == 0 && len) {
 			uint64_t inoff = off & (PAGE_SIZE - 1);
 			size_t chunk = (size_t)min_u64(len, PAGE_SIZE - inoff);
@@ -231,12 +233,7 @@ int cow_commit(struct cow_node *n, uint64_t off, uint64_t len)
 
 /* ---- releasing ranges: zero and shrink ---- */
 
-struct page_set {
-	uint64_t *pgs;
-	size_t len, cap;
-};
-
-static int page_set_add(struct page_set *s, uint64_t pg)
+int page_set_add(struct page_set *s, uint64_t pg)
 {
 	if (s->len == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
@@ -255,8 +252,7 @@ static int page_set_add(struct page_set *s, uint64_t pg)
  * @n, or an entry of an ancestor within what @n sees of it.  Only these
  * can need releasing, so a huge range costs what it holds, not its size.
  */
-static int collect_pages(struct cow_node *n, uint64_t first, uint64_t end,
-			 struct page_set *out)
+int collect_pages(struct cow_node *n, uint64_t first, uint64_t end, struct page_set *out)
 {
 	uint64_t shift = 0; /* page offset of @n's view in node x */
 	uint64_t pg;
@@ -335,6 +331,7 @@ static int zero_partial(struct cow_node *n, uint64_t pg, uint64_t inoff, uint64_
 		if (rc < 0)
 			return rc;
 	}
+	restore_forget(n, pg, pg + 1);
 	memset((char *)pmm_slot_addr(n->home, pg) + inoff, 0, len);
 	return 0;
 }

@@ -422,40 +422,6 @@ int64_t cow_pager_evict(struct cow_node *n, uint64_t off, uint64_t len)
 	return rc < 0 ? rc : evicted;
 }
 
-struct run_emitter {
-	bool (*emit)(void *arg, uint64_t off, uint64_t len, bool zero);
-	void *arg;
-	uint64_t start, end; /* pages of the open run, end == 0: none */
-	bool zero;
-	bool full;
-	uint64_t total;
-};
-
-static void flush_run(struct run_emitter *r)
-{
-	if (r->end == 0)
-		return;
-	r->total++;
-	if (!r->full && !r->emit(r->arg, r->start << PAGE_SHIFT,
-				 (r->end - r->start) << PAGE_SHIFT, r->zero))
-		r->full = true;
-	r->end = 0;
-}
-
-static void add_run(struct run_emitter *r, uint64_t start, uint64_t end, bool zero)
-{
-	if (start >= end)
-		return;
-	if (r->end && r->end == start && r->zero == zero) {
-		r->end = end;
-		return;
-	}
-	flush_run(r);
-	r->start = start;
-	r->end = end;
-	r->zero = zero;
-}
-
 int cow_pager_dirty_ranges(struct cow_node *n, uint64_t off, uint64_t len,
 			   bool (*emit)(void *arg, uint64_t off, uint64_t len, bool zero),
 			   void *arg, uint64_t *total)

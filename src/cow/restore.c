@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * restore.c — restore a VMO to one of its snapshots, and list where they
+ * differ, at a cost proportional to the pages that differ.
+ *
+ * A snapshot S of V (cow_snapshot) and V share their lowest common
+ * ancestor L.  Everything below L on either side — V's own entries, the
+ * entries of hidden nodes later snapshots of V inserted, S's own — is where
+ * the two *may* differ; everywhere else both see L's content (or both see
+ * zero), except where their visible limits into L differ (a shrink), whose
+ * range is added too.  Each candidate page is then decided by looking up
+ * what both show.
+ *
+ * Restored pages stay V's own where V owned a frame: the snapshot's bytes
+ * are copied into it in place, so mappings keep the page and see the bytes
+ * at once.  Such a page is marked E_RESTORED ("equals snapshot
+ * `restored_from`") and write-protected in every mapping of V; any write
+ * (a call, a fault lifting the protection, a zero) clears the mark.  The
+ * next restore to the same snapshot skips marked pages without a lookup:
+ * the fuzzing loop's reset costs a scan of V's entries plus a copy per
+ * page the run wrote.  Invariant: an E_RESTORED page of V is protected in
+ * every mapping of V (mappings of a node with restored_from set are
+ * installed write-protected).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/cow_private.h"
+
+/* The lowest common ancestor of @v and @s if every node between either
+ * and it sits at parent offset 0 (snapshots of snapshots of V), else NULL.
+ * *@vlimit / *@slimit: how far (bytes) each sees into it. */
+static struct cow_node *common_ancestor(struct cow_node *v, struct cow_node *s,
+					uint64_t *vlimit, uint64_t *slimit)
+{
+	uint64_t lim_s = UINT64_MAX;
+	for (struct cow_node *x = s; x->parent; x = x->parent) {
+		if (x->parent_offset)
+			return NULL;
+		lim_s = min_u64(lim_s, x->parent_limit);
+		uint64_t lim_v = UINT64_MAX;
+		for (struct cow_node *y = v; y->parent; y = y->parent) {
+			if (y->parent_offset)
+				break;
+			lim_v = min_u64(lim_v, y->parent_limit);
+			if (y->parent == x->parent) {
+				*vlimit = lim_v;
+				*slimit = lim_s;
+				return x->parent;
+			}
+		}
+	}
+	return NULL;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Pages below @stop on the way up from @n, in [0, end). */
+static int collect_below(struct cow_node *n, struct cow_node *stop, uint64_t end,
+			 struct page_set *out)
+{
+	for (struct cow_node *x = n; x != stop; x = x->parent) {
+		uint64_t pg;
+		uint16_t e;
+		PL_FOREACH(&x->pages, 0, end, pg, e) {
+			int rc = page_set_add(out, pg);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Every page of V (size @end pages) at which V and S may differ, sorted,
+ * without duplicates.  -EINVAL if S is not a snapshot of V's lineage. */
+static int candidates(struct cow_node *v, struct cow_node *s, uint64_t end,
+		      struct page_set *out)
+{
+	uint64_t vlimit, slimit;
+	struct cow_node *l = common_ancestor(v, s, &vlimit, &slimit);
+	if (!l || v == s)
+		return -EINVAL;
+	int rc = collect_below(v, l, end, out);
+	if (rc == 0)
+		rc = collect_below(s, l, end, out);
+	if (rc == 0 && vlimit != slimit) {
+		uint64_t lo = size_pages(min_u64(vlimit, slimit));
+		uint64_t hi = min_u64(size_pages(max_u64(vlimit, slimit)), end);
+		if (lo < hi)
+			rc = collect_pages(l, lo, hi, out);
+	}
+	if (rc < 0)
+		return rc;
+	if (out->len)
+		qsort(out->pgs, out->len, sizeof(*out->pgs), u64_cmp);
+	size_t w = 0;
+	for (size_t i = 0; i < out->len; i++)
+		if (w == 0 || out->pgs[w - 1] != out->pgs[i])
+			out->pgs[w++] = out->pgs[i];
+	out->len = w;
+	return 0;
+}
+
+static bool shows_zero(const struct cow_hit *h)
+{
+	return !h->owner || (h->e & E_ZERO);
+}
+
+/* True if V shows the same bytes as S at @pg, as far as the tree can
+ * tell without comparing bytes. */
+static bool same_page(struct cow_node *v, struct cow_node *s, uint64_t pg)
+{
+	uint16_t e = pl_get(&v->pages, pg);
+	if ((e & E_RESTORED) && v->restored_from == s->id)
+		return true;
+	struct cow_hit hv, hs;
+	cow_lookup(v, pg, &hv, NULL);
+	cow_lookup(s, pg, &hs, NULL);
+	if (shows_zero(&hv) || shows_zero(&hs))
+		return shows_zero(&hv) && shows_zero(&hs);
+	return hv.owner == hs.owner && hv.pg == hs.pg;
+}
+
+/* Make V show S's bytes at @pg (they differ). */
+static int restore_page(struct cow_node *v, struct cow_node *s, uint64_t pg)
+{
+	struct cow_hit hs;
+	cow_lookup(s, pg, &hs, NULL);
+	if (shows_zero(&hs))
+		return cow_release_page(v, pg, true);
+	const void *src = pmm_slot_addr(entry_window(hs.owner, hs.e), hs.pg);
+	uint16_t e = pl_get(&v->pages, pg);
+	if (e & E_PRESENT) {
+		memcpy(pmm_slot_addr(v->home, pg), src, PAGE_SIZE);
+		node_set_entry(v, pg, E_PRESENT | E_RESTORED);
+		count(&cow_counters.copies, 1);
+		return 0;
+	}
+	/* Letting go of what V has may be enough (V sees S's page then). */
+	int rc = cow_release_page(v, pg, false);
+	if (rc < 0 || same_page(v, s, pg))
+		return rc;
+	rc = pl_reserve(&v->pages, pg);
+	if (rc < 0)
+		return rc;
+	cow_claim_home_slot(v, pg);
+	rc = pmm_frame_fill(v->home, pg, src);
+	if (rc < 0) {
+		pl_trim(&v->pages, pg);
+		return rc;
+	}
+	node_set_entry(v, pg, E_PRESENT | E_RESTORED);
+	count(&cow_counters.copies, 1);
+	return 0;
+}
+
+/* Write-protect the candidate pages in V's mappings, in runs. */
+static void protect_pages(struct cow_node *v, const struct page_set *set)
+{
+	size_t i = 0;
+	while (i < set->len) {
+		size_t j = i + 1;
+		while (j < set->len && set->pgs[j] == set->pgs[j - 1] + 1)
+			j++;
+		cow_notify_protect(v, set->pgs[i], set->pgs[j - 1] + 1);
+		i = j;
+	}
+}
+
+int cow_restore(struct cow_node *v, struct cow_node *s)
+{
+	struct page_set set = { 0 };
+
+	if (v->tree != s->tree)
+		return -EINVAL;
+	if (cow_size(v) != cow_size(s)) {
+		if (!(v->flags & N_RESIZABLE))
+			return -EINVAL;
+		int rc = cow_set_size(v, cow_size(s));
+		if (rc < 0)
+			return rc;
+	}
+	tree_lock(v->tree);
+	int rc = candidates(v, s, size_pages(v->size), &set);
+	if (rc < 0)
+		goto out;
+	/* What can fail comes first: the frames of pages V must copy in. */
+	size_t w = 0;
+	uint64_t need = 0;
+	for (size_t i = 0; i < set.len; i++) {
+		uint64_t pg = set.pgs[i];
+		if (same_page(v, s, pg))
+			continue;
+		set.pgs[w++] = pg;
+		need += !(pl_get(&v->pages, pg) & E_PRESENT);
+	}
+	set.len = w;
+	rc = pmm_reserve(need);
+	if (rc < 0)
+		goto out;
+	/* Writers through mappings fault (and wait for this lock) before a
+	 * page is overwritten, never during. */
+	protect_pages(v, &set);
+	for (size_t i = 0; rc == 0 && i < set.len; i++)
+		rc = restore_page(v, s, set.pgs[i]);
+	pmm_unreserve();
+	if (rc == 0)
+		v->restored_from = s->id;
+	VALIDATE(v);
+out:
+	tree_unlock(v->tree);
+	free(set.pgs);
+	return rc;
+}
+
+int cow_diff(struct cow_node *v, struct cow_node *s, uint64_t off, uint64_t len,
+	     bool (*emit)(void *arg, uint64_t off, uint64_t len, bool zero), void *arg,
+	     uint64_t *total)
+{
+	struct page_set set = { 0 };
+	struct run_emitter r = { .emit = emit, .arg = arg };
+
+	if (v->tree != s->tree)
+		return -EINVAL;
+	tree_lock(v->tree);
+	int rc = range_overflows(off, len) || off + len > v->size ? -ERANGE : 0;
+	if (rc == 0)
+		rc = candidates(v, s, size_pages(v->size), &set);
+	uint64_t first = off >> PAGE_SHIFT, end = (off + len) >> PAGE_SHIFT;
+	for (size_t i = 0; rc == 0 && i < set.len; i++) {
+		uint64_t pg = set.pgs[i];
+		if (pg >= first && pg < end && !same_page(v, s, pg))
+			add_run(&r, pg, pg + 1, false);
+	}
+	if (rc == 0)
+		flush_run(&r);
+	tree_unlock(v->tree);
+	free(set.pgs);
+	*total = r.total;
+	return rc;
+}
+
+/* A write is about to change V's pages [first, end): they no longer equal
+ * the snapshot they were restored from. */
+void restore_forget(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	if (!n->restored_from)
+		return;
+	uint64_t pg;
+	uint16_t e;
+	PL_FOREACH(&n->pages, first, end, pg, e) {
+		if (e & E_RESTORED)
+			node_set_entry(n, pg, e & ~E_RESTORED);
+	}
+}
