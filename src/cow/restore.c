@@ -60,18 +60,25 @@ static int u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Pages below @stop on the way up from @n, in [0, end). */
+/* Pages below @stop on the way up from @n, in [0, end); *@sources counts
+ * the nodes that added any.  @n's own pages restored from @s are skipped:
+ * they are known to be equal (the restore loop's common case). */
 static int collect_below(struct cow_node *n, struct cow_node *stop, uint64_t end,
-			 struct page_set *out)
+			 const struct cow_node *s, struct page_set *out, unsigned *sources)
 {
 	for (struct cow_node *x = n; x != stop; x = x->parent) {
+		bool skip_restored = x == n && n->restored_from == s->id;
+		size_t before = out->len;
 		uint64_t pg;
 		uint16_t e;
 		PL_FOREACH(&x->pages, 0, end, pg, e) {
+			if (skip_restored && (e & E_RESTORED))
+				continue;
 			int rc = page_set_add(out, pg);
 			if (rc < 0)
 				return rc;
 		}
+		*sources += out->len != before;
 	}
 	return 0;
 }
@@ -85,18 +92,21 @@ static int candidates(struct cow_node *v, struct cow_node *s, uint64_t end,
 	struct cow_node *l = common_ancestor(v, s, &vlimit, &slimit);
 	if (!l || v == s)
 		return -EINVAL;
-	int rc = collect_below(v, l, end, out);
+	unsigned sources = 0;
+	int rc = collect_below(v, l, end, s, out, &sources);
 	if (rc == 0)
-		rc = collect_below(s, l, end, out);
+		rc = collect_below(s, l, end, s, out, &sources);
 	if (rc == 0 && vlimit != slimit) {
 		uint64_t lo = size_pages(min_u64(vlimit, slimit));
 		uint64_t hi = min_u64(size_pages(max_u64(vlimit, slimit)), end);
 		if (lo < hi)
 			rc = collect_pages(l, lo, hi, out);
+		sources += 2; /* in any order */
 	}
 	if (rc < 0)
 		return rc;
-	if (out->len)
+	/* One page list yields its pages in order already. */
+	if (sources > 1)
 		qsort(out->pgs, out->len, sizeof(*out->pgs), u64_cmp);
 	size_t w = 0;
 	for (size_t i = 0; i < out->len; i++)

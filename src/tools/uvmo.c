@@ -3,7 +3,8 @@
  * uvmo — the command-line tool.
  *
  *   uvmo demo    a narrated walk through VMOs, snapshot clones of clones, a
- *                slice, copy-on-write and memory accounting
+ *                slice, copy-on-write and memory accounting, mappings, and
+ *                the uses: resetting fuzz-target memory
  *   uvmo stats   print uvmo's global counters
  *   uvmo --help  usage
  *
@@ -23,7 +24,7 @@
 
 #include <uvmo/uvmo.h>
 
-#define PAGE UVMO_PAGE_SIZE
+#include "tools/demo.h"
 
 static const char usage_text[] =
 	"usage: uvmo <command>\n"
@@ -37,30 +38,6 @@ static const char usage_text[] =
 	"environment:\n"
 	"  UVMO_POOL_LIMIT   most bytes the frame pool may hold (K, M, G, T suffix)\n"
 	"  UVMO_NUMA_NODE    NUMA node for frames\n";
-
-/* A failing call ends the tool: later steps would only show its fallout. */
-static void must(int rc, const char *what)
-{
-	if (rc < 0) {
-		fflush(stdout); /* keep the narration before the error */
-		fprintf(stderr, "uvmo: %s failed: %s\n", what, strerror(-rc));
-		exit(1);
-	}
-}
-
-/* Formats a byte count as KiB / MiB, exact for page multiples. */
-static const char *fmt_bytes(char *buf, size_t len, uint64_t bytes)
-{
-	if (bytes >= (1u << 30) && bytes % (1u << 30) == 0)
-		snprintf(buf, len, "%" PRIu64 " GiB", bytes >> 30);
-	else if (bytes >= (1u << 20) && bytes % (1u << 20) == 0)
-		snprintf(buf, len, "%" PRIu64 " MiB", bytes >> 20);
-	else if (bytes % 1024 == 0)
-		snprintf(buf, len, "%" PRIu64 " KiB", bytes >> 10);
-	else
-		snprintf(buf, len, "%" PRIu64 " B", bytes);
-	return buf;
-}
 
 /* ------------------------------------------------------------------------ */
 /* uvmo stats                                                                */
@@ -123,13 +100,7 @@ static uvmo_vmo_t *vmos[NUM_VMOS];
  * the library against it.
  */
 static char model[NUM_VMOS][SHOWN_PAGES][CELL + 1];
-static unsigned mismatches;         /* failed checks of any kind */
 static unsigned content_mismatches; /* pages that read wrong */
-
-static void step(int number, const char *title)
-{
-	printf("\n== %d. %s\n", number, title);
-}
 
 /* Writes @text at the start of page @page of @which; the rest of the page
  * reads zero.  A whole page is written, as a program filling a page would. */
@@ -275,60 +246,6 @@ static void close_vmo(int which)
 }
 
 /* A figure the semantics fix exactly (the API contract promises it). */
-static void expect_figure(const char *what, uint64_t got, uint64_t want)
-{
-	if (got == want) {
-		printf("   -> %s: %" PRIu64 ", as expected\n", what, got);
-	} else {
-		printf("   -> %s: %" PRIu64 ", expected %" PRIu64 "  <-- WRONG\n",
-		       what, got, want);
-		mismatches++;
-	}
-}
-
-/*
- * A cost with a lower bound: below it something was lost (a bug); above it
- * the implementation spends more than strictly needed, which the contract
- * allows (e.g. Zircon's level-by-level copy leaves copies in the hidden
- * nodes between owner and writer), so it is reported, not failed.
- */
-static void expect_at_least(const char *what, uint64_t got, uint64_t least)
-{
-	if (got == least) {
-		printf("   -> %s: %" PRIu64 ", the minimum\n", what, got);
-	} else if (got > least) {
-		printf("   -> %s: %" PRIu64 " (minimum %" PRIu64 "; the extra %" PRIu64
-		       " is the implementation's choice)\n", what, got, least, got - least);
-	} else {
-		printf("   -> %s: %" PRIu64 ", below the possible minimum %" PRIu64
-		       "  <-- WRONG\n", what, got, least);
-		mismatches++;
-	}
-}
-
-/* A figure with an upper bound the semantics require. */
-static void expect_at_most(const char *what, uint64_t got, uint64_t most)
-{
-	if (got <= most) {
-		printf("   -> %s: %" PRIu64 ", as expected (at most %" PRIu64 ")\n",
-		       what, got, most);
-	} else {
-		printf("   -> %s: %" PRIu64 ", expected at most %" PRIu64 "  <-- WRONG\n",
-		       what, got, most);
-		mismatches++;
-	}
-}
-
-static void expect_text(const char *what, const char *got, const char *want)
-{
-	if (strcmp(got, want) == 0) {
-		printf("   -> %s: \"%s\", as expected\n", what, got);
-	} else {
-		printf("   -> %s: \"%s\", expected \"%s\"  <-- WRONG\n", what, got, want);
-		mismatches++;
-	}
-}
-
 /*
  * Step 8: the same objects as ordinary memory.  A VMO mapped into the
  * process is written through a pointer, snapshotted while in use (one
@@ -400,6 +317,7 @@ static int cmd_demo(void)
 	struct uvmo_stats st, before;
 	char what[64];
 
+	double fork_rate = fork_server_rate(64ull << 20, 10, 200);
 	must(uvmo_init(NULL), "uvmo_init");
 	printf("uvmo demo: copy-on-write clones of a VMO, step by step.\n"
 	       "Each VMO is shown by the first bytes of pages 0-%u; the memory\n"
@@ -505,6 +423,7 @@ static int cmd_demo(void)
 	expect_figure("live copy-on-write nodes", st.nodes, 0);
 
 	demo_mapped();
+	demo_fuzz_reset(fork_rate);
 
 	uvmo_shutdown();
 	if (mismatches) {
@@ -513,8 +432,10 @@ static int cmd_demo(void)
 		return 1;
 	}
 	printf("\nAll checks passed: clones cost nothing until written, writes stay\n"
-	       "isolated, the slice shares its window, closing frees every frame, and\n"
-	       "a mapped VMO snapshotted in use keeps its snapshot while it is written.\n");
+	       "isolated, the slice shares its window, closing frees every frame, a\n"
+	       "mapped VMO snapshotted in use keeps its snapshot while it is written,\n"
+	       "and a fuzz target's state is reset after every input at the cost of\n"
+	       "the pages the input wrote.\n");
 	return 0;
 }
 
