@@ -309,6 +309,8 @@ int page_set_add(struct page_set *s, uint64_t pg);
 /* The pages of @n in [first, end) at which anything exists: an entry of @n
  * or of an ancestor within what @n sees of it. */
 int collect_pages(struct cow_node *n, uint64_t first, uint64_t end, struct page_set *out);
+/* cow_set_size with the tree lock held. */
+int node_set_size(struct cow_node *n, uint64_t size);
 /* Give @n its own frame for every page in [first, end); pages done before
  * a failure stay done.  The _root variant is for nodes with no parent
  * (no copy-on-write: runs of frames in one call). */

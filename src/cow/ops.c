@@ -394,9 +394,16 @@ out:
 
 int cow_set_size(struct cow_node *n, uint64_t size)
 {
+	tree_lock(n->tree);
+	int rc = node_set_size(n, size);
+	tree_unlock(n->tree);
+	return rc;
+}
+
+int node_set_size(struct cow_node *n, uint64_t size)
+{
 	int rc = 0;
 
-	tree_lock(n->tree);
 	if (!(n->flags & N_RESIZABLE)) {
 		rc = -ENOTSUP;
 	} else if (size > n->size) {
@@ -426,6 +433,5 @@ int cow_set_size(struct cow_node *n, uint64_t size)
 		}
 	}
 	VALIDATE(n);
-	tree_unlock(n->tree);
 	return rc;
 }

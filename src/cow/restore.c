@@ -28,26 +28,37 @@
 
 #include "cow/cow_private.h"
 
-/* The lowest common ancestor of @v and @s if every node between either
- * and it sits at parent offset 0 (snapshots of snapshots of V), else NULL.
- * *@vlimit / *@slimit: how far (bytes) each sees into it. */
+/*
+ * The lowest common ancestor L of @v and @s if @s is a snapshot of @v's
+ * lineage, else NULL.  A snapshot puts the original on the left of the new
+ * hidden node and the snapshot on the right (clone.c), and every later
+ * snapshot or clone of @v puts it on the left again; so @s is a snapshot
+ * of @v, or of one of those, exactly when @v hangs below L by left links
+ * only, @s's side starts with a right link, and (uvmo_vmo_snapshot takes
+ * whole VMOs) every link on both sides is at offset 0.
+ * *@vlimit / *@slimit: how far (bytes) each sees into L.
+ */
 static struct cow_node *common_ancestor(struct cow_node *v, struct cow_node *s,
 					uint64_t *vlimit, uint64_t *slimit)
 {
-	uint64_t lim_s = UINT64_MAX;
-	for (struct cow_node *x = s; x->parent; x = x->parent) {
-		if (x->parent_offset)
+	uint64_t lim_v = UINT64_MAX;
+	for (struct cow_node *y = v; y->parent; y = y->parent) {
+		struct cow_node *l = y->parent;
+		if (y->parent_offset || l->left != y || !node_hidden(l))
 			return NULL;
-		lim_s = min_u64(lim_s, x->parent_limit);
-		uint64_t lim_v = UINT64_MAX;
-		for (struct cow_node *y = v; y->parent; y = y->parent) {
-			if (y->parent_offset)
+		lim_v = min_u64(lim_v, y->parent_limit);
+		/* Is @s below l's right side? */
+		uint64_t lim_s = UINT64_MAX;
+		for (struct cow_node *x = s; x->parent; x = x->parent) {
+			if (x->parent_offset)
 				break;
-			lim_v = min_u64(lim_v, y->parent_limit);
-			if (y->parent == x->parent) {
+			lim_s = min_u64(lim_s, x->parent_limit);
+			if (x->parent == l) {
+				if (l->right != x)
+					break;
 				*vlimit = lim_v;
 				*slimit = lim_s;
-				return x->parent;
+				return l;
 			}
 		}
 	}
@@ -90,7 +101,7 @@ static int candidates(struct cow_node *v, struct cow_node *s, uint64_t end,
 {
 	uint64_t vlimit, slimit;
 	struct cow_node *l = common_ancestor(v, s, &vlimit, &slimit);
-	if (!l || v == s)
+	if (!l)
 		return -EINVAL;
 	unsigned sources = 0;
 	int rc = collect_below(v, l, end, s, out, &sources);
@@ -121,8 +132,16 @@ static bool shows_zero(const struct cow_hit *h)
 	return !h->owner || (h->e & E_ZERO);
 }
 
-/* True if V shows the same bytes as S at @pg, as far as the tree can
- * tell without comparing bytes. */
+static const void *hit_bytes(const struct cow_hit *h)
+{
+	static const char zeros[PAGE_SIZE];
+	return shows_zero(h) ? zeros : pmm_slot_addr(entry_window(h->owner, h->e), h->pg);
+}
+
+/* True if V shows the same bytes as S at @pg.  The tree answers most
+ * cases; two different frames are compared byte by byte (a page V only
+ * read through a mapping is a copy of S's, and a page written back with
+ * the same bytes is the same page). */
 static bool same_page(struct cow_node *v, struct cow_node *s, uint64_t pg)
 {
 	uint16_t e = pl_get(&v->pages, pg);
@@ -131,35 +150,44 @@ static bool same_page(struct cow_node *v, struct cow_node *s, uint64_t pg)
 	struct cow_hit hv, hs;
 	cow_lookup(v, pg, &hv, NULL);
 	cow_lookup(s, pg, &hs, NULL);
-	if (shows_zero(&hv) || shows_zero(&hs))
-		return shows_zero(&hv) && shows_zero(&hs);
-	return hv.owner == hs.owner && hv.pg == hs.pg;
+	if (shows_zero(&hv) && shows_zero(&hs))
+		return true;
+	if (hv.owner == hs.owner && hv.pg == hs.pg)
+		return true;
+	return memcmp(hit_bytes(&hv), hit_bytes(&hs), PAGE_SIZE) == 0;
 }
 
-/* Make V show S's bytes at @pg (they differ). */
+/* Frames restore_page will take for @pg (V and S differ there). */
+static uint64_t restore_cost(struct cow_node *v, struct cow_node *s, uint64_t pg)
+{
+	struct cow_hit hs;
+	cow_lookup(s, pg, &hs, NULL);
+	return !shows_zero(&hs) && !(pl_get(&v->pages, pg) & E_PRESENT);
+}
+
+/*
+ * Make V show S's bytes at @pg (they differ).  V never lets go of a page
+ * to see an ancestor's instead: the split bits above may say V's side has
+ * its own copy, and a merge would then drop the page V relies on.
+ */
 static int restore_page(struct cow_node *v, struct cow_node *s, uint64_t pg)
 {
 	struct cow_hit hs;
 	cow_lookup(s, pg, &hs, NULL);
 	if (shows_zero(&hs))
 		return cow_release_page(v, pg, true);
-	const void *src = pmm_slot_addr(entry_window(hs.owner, hs.e), hs.pg);
 	uint16_t e = pl_get(&v->pages, pg);
 	if (e & E_PRESENT) {
-		memcpy(pmm_slot_addr(v->home, pg), src, PAGE_SIZE);
+		memcpy(pmm_slot_addr(v->home, pg), hit_bytes(&hs), PAGE_SIZE);
 		node_set_entry(v, pg, E_PRESENT | E_RESTORED);
 		count(&cow_counters.copies, 1);
 		return 0;
 	}
-	/* Letting go of what V has may be enough (V sees S's page then). */
-	int rc = cow_release_page(v, pg, false);
-	if (rc < 0 || same_page(v, s, pg))
-		return rc;
-	rc = pl_reserve(&v->pages, pg);
+	int rc = pl_reserve(&v->pages, pg);
 	if (rc < 0)
 		return rc;
 	cow_claim_home_slot(v, pg);
-	rc = pmm_frame_fill(v->home, pg, src);
+	rc = pmm_frame_fill(v->home, pg, hit_bytes(&hs));
 	if (rc < 0) {
 		pl_trim(&v->pages, pg);
 		return rc;
@@ -185,39 +213,49 @@ static void protect_pages(struct cow_node *v, const struct page_set *set)
 int cow_restore(struct cow_node *v, struct cow_node *s)
 {
 	struct page_set set = { 0 };
+	uint64_t vlimit, slimit, old_size = v->size;
+	int rc = 0;
 
 	if (v->tree != s->tree)
 		return -EINVAL;
-	if (cow_size(v) != cow_size(s)) {
-		if (!(v->flags & N_RESIZABLE))
-			return -EINVAL;
-		int rc = cow_set_size(v, cow_size(s));
-		if (rc < 0)
-			return rc;
-	}
 	tree_lock(v->tree);
-	int rc = candidates(v, s, size_pages(v->size), &set);
-	if (rc < 0)
+	if (!common_ancestor(v, s, &vlimit, &slimit) ||
+	    (v->size != s->size && !(v->flags & N_RESIZABLE))) {
+		rc = -EINVAL;
 		goto out;
-	/* What can fail comes first: the frames of pages V must copy in. */
-	size_t w = 0;
-	uint64_t need = 0;
-	for (size_t i = 0; i < set.len; i++) {
-		uint64_t pg = set.pgs[i];
-		if (same_page(v, s, pg))
-			continue;
-		set.pgs[w++] = pg;
-		need += !(pl_get(&v->pages, pg) & E_PRESENT);
 	}
-	set.len = w;
-	rc = pmm_reserve(need);
-	if (rc < 0)
-		goto out;
-	/* Writers through mappings fault (and wait for this lock) before a
-	 * page is overwritten, never during. */
-	protect_pages(v, &set);
+	/* Growing first lets V see the new range as S does (zero until
+	 * restored); shrinking waits until nothing can fail any more. */
+	if (s->size > v->size)
+		rc = node_set_size(v, s->size);
+	if (rc == 0)
+		rc = candidates(v, s, size_pages(s->size), &set);
+	/* What can fail comes first: the frames of pages V must copy in. */
+	uint64_t need = 0;
 	for (size_t i = 0; rc == 0 && i < set.len; i++)
-		rc = restore_page(v, s, set.pgs[i]);
+		if (!same_page(v, s, set.pgs[i]))
+			need += restore_cost(v, s, set.pgs[i]);
+	if (rc == 0)
+		rc = pmm_reserve(need);
+	if (rc < 0) {
+		if (v->size != old_size)
+			node_set_size(v, old_size); /* only zeros were added */
+		goto out;
+	}
+	if (s->size < v->size)
+		rc = node_set_size(v, s->size);
+	/* Writers through mappings fault (and wait for this lock) before a
+	 * page is overwritten, never during; and every page marked restored
+	 * below must stay protected until written. */
+	protect_pages(v, &set);
+	for (size_t i = 0; rc == 0 && i < set.len; i++) {
+		uint64_t pg = set.pgs[i];
+		uint16_t e = pl_get(&v->pages, pg);
+		if (!same_page(v, s, pg))
+			rc = restore_page(v, s, pg);
+		else if ((e & E_PRESENT) && !(e & E_RESTORED))
+			node_set_entry(v, pg, e | E_RESTORED);
+	}
 	pmm_unreserve();
 	if (rc == 0)
 		v->restored_from = s->id;
