@@ -805,6 +805,113 @@ Test(restore, closing_a_snapshot_does_not_disturb_the_others)
 		free(img[i]);
 }
 
+/* Appends to a list of failures (so that one test reports every case). */
+__attribute__((format(printf, 3, 4))) static void note_failure(char *buf, size_t len,
+								const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+	va_start(ap, fmt);
+	if (used < len)
+		vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+/* What the VMO does to itself between the snapshot and the restore. */
+enum mutation { MUT_WRITE, MUT_WRITE_MAPPED, MUT_ZERO_ALL, MUT_ZERO_PART, MUT_DECOMMIT, MUTATIONS };
+
+static const char *const mutation_names[MUTATIONS] = {
+	"write by call", "write through a mapping", "ZERO of everything", "ZERO of a part",
+	"DECOMMIT of a part"
+};
+
+static void mutate(uvmo_vmo_t *v, uint8_t *m, uint64_t pages, enum mutation how)
+{
+	switch (how) {
+	case MUT_WRITE:
+		write_pattern(v, 999, PG, 2 * PG);
+		break;
+	case MUT_WRITE_MAPPED:
+		memset(m + PG, 0x5d, 2 * PG);
+		break;
+	case MUT_ZERO_ALL:
+		expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, 0, pages * PG));
+		break;
+	case MUT_ZERO_PART:
+		expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, PG, 2 * PG));
+		break;
+	default:
+		expect_ok(uvmo_vmo_op_range(v, UVMO_OP_DECOMMIT, PG, 2 * PG));
+		break;
+	}
+}
+
+/* The snapshot is closed after the restore: the restored bytes stay (the
+ * VMO no longer needs the snapshot; its memory must merge back, not go). */
+Test(restore, closing_the_snapshot_after_a_restore_keeps_the_restored_bytes)
+{
+	char fails[2048] = "";
+	for (int how = 0; how < MUTATIONS; how++) {
+		uvmo_vmo_t *v = pattern_vmo(4, 110 + (uint64_t)how);
+		uint8_t *m = map_rw(v);
+		uvmo_vmo_t *s = take_snapshot(v);
+		mutate(v, m, 4, (enum mutation)how);
+		expect_ok(uvmo_vmo_restore(v, s));
+		uvmo_vmo_close(s);
+		uint8_t *got = read_all(v, NULL);
+		for (uint64_t i = 0; i < 4 * PG; i++) {
+			if (got[i] != pattern_byte(110 + (uint64_t)how, i) ||
+			    m[i] != pattern_byte(110 + (uint64_t)how, i)) {
+				note_failure(fails, sizeof(fails), "after %s, restore, close of the"
+					     " snapshot: byte %llu (page %llu) reads 0x%02x by call,"
+					     " 0x%02x mapped, expected 0x%02x; ", mutation_names[how],
+					     (unsigned long long)i, (unsigned long long)(i / PG), got[i],
+					     m[i], pattern_byte(110 + (uint64_t)how, i));
+				break;
+			}
+		}
+		free(got);
+		expect_ok(uvmo_vmar_unmap(root_vmar(), m, 4 * PG));
+		uvmo_vmo_close(v);
+	}
+	cr_assert(!fails[0], "%s", fails);
+}
+
+/* The same with a clone of the restored VMO alive while the snapshot is
+ * closed: both keep their bytes. */
+Test(restore, closing_the_snapshot_after_a_restore_keeps_clones_of_the_vmo)
+{
+	char fails[2048] = "";
+	for (int how = 0; how < MUTATIONS; how++) {
+		uvmo_vmo_t *v = pattern_vmo(4, 120 + (uint64_t)how);
+		uint8_t *m = map_rw(v);
+		uvmo_vmo_t *s = take_snapshot(v);
+		mutate(v, m, 4, (enum mutation)how);
+		expect_ok(uvmo_vmo_restore(v, s));
+		uvmo_vmo_t *c = snap(v);
+		uvmo_vmo_close(s);
+		uint8_t *gv = read_all(v, NULL), *gc = read_all(c, NULL);
+		for (uint64_t i = 0; i < 4 * PG; i++) {
+			if (gv[i] != pattern_byte(120 + (uint64_t)how, i) ||
+			    gc[i] != pattern_byte(120 + (uint64_t)how, i)) {
+				note_failure(fails, sizeof(fails), "after %s, restore, a clone, close"
+					     " of the snapshot: byte %llu (page %llu) reads 0x%02x in the"
+					     " VMO, 0x%02x in the clone, expected 0x%02x; ",
+					     mutation_names[how], (unsigned long long)i,
+					     (unsigned long long)(i / PG), gv[i], gc[i],
+					     pattern_byte(120 + (uint64_t)how, i));
+				break;
+			}
+		}
+		free(gv);
+		free(gc);
+		expect_ok(uvmo_vmar_unmap(root_vmar(), m, 4 * PG));
+		uvmo_vmo_close(c);
+		uvmo_vmo_close(v);
+	}
+	cr_assert(!fails[0], "%s", fails);
+}
+
 Test(restore, snapshot_taken_after_a_restore_is_a_snapshot_of_the_restored_bytes)
 {
 	uvmo_vmo_t *v = pattern_vmo(8, 100);

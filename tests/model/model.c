@@ -363,6 +363,9 @@ int model_api_snapshot(struct model_vmo *m, struct model_vmo **out)
 	struct model_vmo *s = model_snapshot(m, 0, m->size);
 
 	s->no_write = true;
+	/* The header leaves it open; uvmo marks the snapshot of a resizable
+	 * VMO resizable (it cannot resize it: it cannot write). */
+	s->resizable = m->resizable;
 	s->snap_of[0] = m->uid;
 	s->snap_chain = 1;
 	for (unsigned i = 0; i < m->snap_chain && s->snap_chain < MODEL_SNAP_CHAIN; i++)

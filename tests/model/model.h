@@ -96,7 +96,8 @@ int model_api_set_size(struct model_vmo *m, uint64_t size);
 int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64_t len);
 /*
  * Live snapshots (uvmo_vmo_snapshot / _restore / _diff).  A snapshot is an
- * eager copy of the whole VMO, NO_WRITE, flagged as a snapshot.  Restore
+ * eager copy of the whole VMO, NO_WRITE, flagged as a snapshot, resizable
+ * if the VMO is (so uvmo reports it; it cannot resize it).  Restore
  * copies the snapshot's bytes (and, for a resizable VMO, its size) back.
  * Diff content is not predicted (the pages reported may be any superset of
  * those that differ): model_api_diff only states the errno, and
