@@ -1091,6 +1091,75 @@ Test(restore, mapped_clone_keeps_its_content_across_a_restore_of_its_parent)
 	expect_mem_pattern(mv, 8 * PG, 127, 0);
 }
 
+/* Found by the DIFF_RESTORE differential run (seed 507), shrunk: the VMO
+ * is not written at all between the snapshot and the restore, but clones
+ * were made of it since (one at an offset, with a clone of its own that
+ * writes); the restore must leave every byte as it is. */
+Test(restore, restore_of_an_unchanged_vmo_with_clones_made_since_keeps_its_bytes)
+{
+	uvmo_vmo_t *v = make_vmo(2 * PG, 0);
+	write_pattern(v, 240, PG + 0xfdf, 0x21);
+	uint8_t *img = read_all(v, NULL);
+	uvmo_vmo_t *s = take_snapshot(v);
+	uvmo_vmo_t *c1 = make_child(v, UVMO_CHILD_SNAPSHOT, PG, PG);
+	uvmo_vmo_t *c2 = make_child(c1, UVMO_CHILD_SNAPSHOT, 0, 2 * PG);
+	write_pattern(c2, 241, 0xfcb, 0x61a);
+	uvmo_vmo_t *c3 = snap(v);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_bytes(v, img, 2 * PG);
+	expect_bytes(c3, img, 2 * PG);
+	uint8_t *got = read_all(c1, NULL);
+	expect_mem_pattern(got + 0xfdf, 0x21, 240, PG + 0xfdf);
+	free(got);
+	free(img);
+}
+
+/* Found by the DIFF_RESTORE differential run (seed 502), shrunk: a clone
+ * of part of the VMO (at an offset) writes the pages it shares; the VMO
+ * itself is never written; a restore must change nothing.  With and
+ * without a second snapshot taken between. */
+Test(restore, restore_after_a_clone_at_an_offset_wrote_keeps_the_vmo_bytes)
+{
+	char fails[2048] = "";
+	for (int second = 0; second < 2; second++) {
+		uvmo_vmo_t *v = pattern_vmo(11, 242);
+		uvmo_vmo_t *s1 = take_snapshot(v);
+		uvmo_vmo_t *s2 = second ? take_snapshot(v) : NULL;
+		uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT, 9 * PG, 4 * PG);
+		write_pattern(c, 243, 0xfd5, 0x11e4);
+		expect_ok(uvmo_vmo_restore(v, s1));
+		uint8_t *got = read_all(v, NULL);
+		for (uint64_t i = 0; i < 11 * PG; i++) {
+			if (got[i] != pattern_byte(242, i)) {
+				note_failure(fails, sizeof(fails), "%s second snapshot: byte %llu (page"
+					     " %llu) reads 0x%02x after the restore, expected 0x%02x; ",
+					     second ? "with a" : "without a", (unsigned long long)i,
+					     (unsigned long long)(i / PG), got[i], pattern_byte(242, i));
+				break;
+			}
+		}
+		free(got);
+		got = read_all(c, NULL);
+		for (uint64_t i = 0; i < 4 * PG; i++) {
+			uint8_t want = i >= 0xfd5 && i < 0xfd5 + 0x11e4 ? pattern_byte(243, i)
+				       : i < 2 * PG ? pattern_byte(242, 9 * PG + i) : 0;
+			if (got[i] != want) {
+				note_failure(fails, sizeof(fails), "%s second snapshot: the clone's byte"
+					     " %llu reads 0x%02x, expected 0x%02x; ",
+					     second ? "with a" : "without a", (unsigned long long)i,
+					     got[i], want);
+				break;
+			}
+		}
+		free(got);
+		uvmo_vmo_close(c);
+		uvmo_vmo_close(s2);
+		uvmo_vmo_close(s1);
+		uvmo_vmo_close(v);
+	}
+	cr_assert(!fails[0], "%s", fails);
+}
+
 Test(restore, a_slice_of_the_vmo_shows_the_restored_bytes)
 {
 	uvmo_vmo_t *v = pattern_vmo(8, 128);
