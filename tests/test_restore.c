@@ -912,6 +912,37 @@ Test(restore, closing_the_snapshot_after_a_restore_keeps_clones_of_the_vmo)
 	cr_assert(!fails[0], "%s", fails);
 }
 
+/* The VMO dies after a restore (handle closed, mapping gone): its
+ * snapshot keeps its bytes. */
+Test(restore, closing_the_vmo_after_a_restore_keeps_the_snapshot_bytes)
+{
+	char fails[2048] = "";
+	for (int how = 0; how < MUTATIONS; how++) {
+		uvmo_vmo_t *v = pattern_vmo(4, 130 + (uint64_t)how);
+		uint8_t *m = map_rw(v);
+		uvmo_vmo_t *s = take_snapshot(v);
+		mutate(v, m, 4, (enum mutation)how);
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_ok(uvmo_vmar_unmap(root_vmar(), m, 4 * PG));
+		uvmo_vmo_close(v);
+		uint8_t *got = read_all(s, NULL);
+		for (uint64_t i = 0; i < 4 * PG; i++) {
+			if (got[i] != pattern_byte(130 + (uint64_t)how, i)) {
+				note_failure(fails, sizeof(fails), "after %s, restore, close of the VMO:"
+					     " the snapshot's byte %llu (page %llu) reads 0x%02x,"
+					     " expected 0x%02x; ", mutation_names[how],
+					     (unsigned long long)i, (unsigned long long)(i / PG), got[i],
+					     pattern_byte(130 + (uint64_t)how, i));
+				break;
+			}
+		}
+		free(got);
+		uvmo_vmo_close(s);
+	}
+	cr_assert(!fails[0], "%s", fails);
+	cr_assert_eq(stats_now().committed_bytes, 0);
+}
+
 Test(restore, snapshot_taken_after_a_restore_is_a_snapshot_of_the_restored_bytes)
 {
 	uvmo_vmo_t *v = pattern_vmo(8, 100);
@@ -948,6 +979,48 @@ Test(restore, restore_to_a_snapshot_of_a_snapshot)
 	got = read_all(v, NULL);
 	expect_mem_pattern(got, 8 * PG, 104, 0);
 	free(got);
+}
+
+Test(restore, restore_of_a_clone_to_its_own_snapshot)
+{
+	uvmo_vmo_t *p = pattern_vmo(8, 250);
+	uvmo_vmo_t *c = snap(p);
+	write_pattern(c, 251, 2 * PG, 2 * PG);
+	uint8_t *img = read_all(c, NULL);
+	uint8_t *m = map_rw(c);
+	uvmo_vmo_t *s = take_snapshot(c);
+	memset(m, 0x44, 8 * PG);
+	write_pattern(p, 252, 0, 8 * PG); /* the parent moves on too */
+	expect_ok(uvmo_vmo_restore(c, s));
+	expect_bytes(c, img, 8 * PG);
+	expect_mapped_bytes(m, img, 8 * PG);
+	uint8_t *got = read_all(p, NULL);
+	expect_mem_pattern(got, 8 * PG, 252, 0);
+	free(got);
+	free(img);
+}
+
+/* A second handle (uvmo_vmo_duplicate) is the same VMO: a snapshot taken
+ * through one restores through the other, also after the first is closed. */
+Test(restore, snapshot_and_restore_through_duplicate_handles)
+{
+	uvmo_vmo_t *v = pattern_vmo(4, 253);
+	uvmo_vmo_t *d = NULL;
+	expect_ok(uvmo_vmo_duplicate(v, &d));
+	uvmo_vmo_t *s = take_snapshot(v);
+	write_pattern(d, 254, 0, 4 * PG);
+	expect_ok(uvmo_vmo_restore(d, s));
+	uint8_t *got = read_all(v, NULL);
+	expect_mem_pattern(got, 4 * PG, 253, 0);
+	free(got);
+	uvmo_vmo_t *s2 = take_snapshot(d);
+	write_pattern(v, 255, 0, 4 * PG);
+	uvmo_vmo_close(v);
+	expect_ok(uvmo_vmo_restore(d, s2));
+	got = read_all(d, NULL);
+	expect_mem_pattern(got, 4 * PG, 253, 0);
+	free(got);
+	expect_no_diff(d, s2);
 }
 
 /* ======================================================================== */
