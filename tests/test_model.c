@@ -195,3 +195,91 @@ Test(model, recording_replays, .timeout = 300)
 		     "%s", err);
 	diff_log_free(&log);
 }
+
+/* ---- live snapshots, restore and diff (issue 5 section 4) -------------- */
+
+/* Random operations between live snapshots, restores to random earlier
+ * snapshots (every byte compared after each), and diffs (every page they
+ * leave out must be equal in the model). */
+Test(model, restore_seed_1, .timeout = 300) { run(501, OPS, DIFF_RESTORE); }
+Test(model, restore_seed_2, .timeout = 300) { run(502, OPS, DIFF_RESTORE); }
+Test(model, restore_seed_3, .timeout = 300) { run(0x5eed0503u, OPS, DIFF_RESTORE); }
+
+Test(model, restore_valid_calls_only, .timeout = 300)
+{
+	run(504, OPS, DIFF_RESTORE | DIFF_NO_ERRORS);
+}
+
+/* Restores of resizable VMOs change their size: with 4-page windows they
+ * move windows too. */
+Test(model, restore_window_moves, .timeout = 300)
+{
+	run(505, OPS, DIFF_RESTORE | DIFF_SMALL_WINDOW);
+}
+
+/* A restore that runs out of frames must change nothing. */
+Test(model, restore_pool_limit, .timeout = 300)
+{
+	run(506, OPS, DIFF_RESTORE | DIFF_POOL_LIMIT);
+}
+
+/* VMOs closed before their snapshots, snapshots before their VMOs. */
+Test(model, restore_close_merge_churn, .timeout = 300)
+{
+	run(507, OPS, DIFF_RESTORE | DIFF_CHURN);
+}
+
+Test(model, restore_two_threads, .timeout = 300)
+{
+	run(508, OPS, DIFF_RESTORE | DIFF_THREADS);
+}
+
+Test(model, restore_recording_replays, .timeout = 300)
+{
+	struct diff_log log = { 0 };
+	char err[2048];
+
+	cr_assert_eq(diff_run_logged(509, 3000, DIFF_RESTORE, &log, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(diff_replay(log.ops, log.count, 0, err, sizeof(err)), 0, "%s", err);
+	size_t half = log.count / 2;
+
+	cr_assert_eq(diff_replay(log.ops + half, log.count - half, 0, err, sizeof(err)), 0,
+		     "%s", err);
+	diff_log_free(&log);
+}
+
+/* The model's own statement of live snapshots. */
+Test(model, model_live_snapshot_restore_and_errors)
+{
+	struct model_vmo *v = NULL, *s1 = NULL, *s2 = NULL, *o = NULL, *os = NULL;
+	uint8_t x = 7, y = 9;
+
+	cr_assert_eq(model_api_create(2 * PG, UVMO_VMO_RESIZABLE, &v), 0);
+	model_write(v, 5, &x, 1);
+	cr_assert_eq(model_api_snapshot(v, &s1), 0);
+	cr_assert(s1->no_write && s1->snapshot && s1->resizable);
+	cr_assert_eq(model_api_snapshot(s1, &s2), 0);
+	cr_assert(model_is_snapshot_of(s1, v) && model_is_snapshot_of(s2, v) &&
+		  model_is_snapshot_of(s2, s1) && !model_is_snapshot_of(v, s1));
+	model_write(v, 5, &y, 1);
+	model_resize(v, 4 * PG);
+	cr_assert_eq(byte_at(s1, 5), 7);
+	cr_assert_eq(model_api_restore(v, s2), 0);
+	cr_assert_eq(model_size(v), 2 * PG);
+	cr_assert_eq(byte_at(v, 5), 7);
+	cr_assert_eq(model_api_restore(s1, s2), -EACCES);
+	cr_assert_eq(model_api_create(2 * PG, 0, &o), 0);
+	cr_assert_eq(model_api_snapshot(o, &os), 0);
+	cr_assert_eq(model_api_restore(v, os), -EINVAL);
+	cr_assert_eq(model_api_diff(v, os, 0, PG, false, 1), -EINVAL);
+	cr_assert_eq(model_api_diff(v, s1, 0, 3 * PG, false, 1), -ERANGE);
+	cr_assert_eq(model_api_diff(v, s1, 1, PG, false, 1), -EINVAL);
+	cr_assert_eq(model_api_diff(v, s1, 0, PG, true, 1), -EINVAL);
+	cr_assert_eq(model_api_diff(v, s1, 0, PG, true, 0), 0);
+	model_close(os);
+	model_close(o);
+	model_close(s2);
+	model_close(s1);
+	model_close(v);
+}

@@ -82,3 +82,27 @@ Test(model_mapped, four_threads_with_system_calls_and_map_range, .timeout = 60)
 	run(23, OPS / 2, 4,
 	    MAPPED_SYSCALLS | MAPPED_MAP_RANGE | MAPPED_SHARED_BASE | MAPPED_NO_PAST_END);
 }
+
+/* Live snapshots, restores and diffs of each thread's VMOs through their
+ * mappings (every mapping of a restored VMO is checked at once); and one
+ * VMO mapped once, which all threads write through until a barrier, then
+ * thread 0 restores it (or snapshots it anew), then all check their part. */
+Test(model_mapped, one_thread_restore, .timeout = 60)
+{
+	run(41, OPS, 1, MAPPED_RESTORE);
+}
+
+Test(model_mapped, one_thread_restore_content_only, .timeout = 60)
+{
+	run(42, OPS, 1, MAPPED_RESTORE | MAPPED_NO_PAST_END | MAPPED_SYSCALLS | MAPPED_MAP_RANGE);
+}
+
+Test(model_mapped, four_threads_restore, .timeout = 60)
+{
+	run(43, OPS / 2, 4, MAPPED_RESTORE | MAPPED_SHARED_BASE);
+}
+
+Test(model_mapped, eight_threads_restore_short_runs, .timeout = 60)
+{
+	run(44, OPS / 4, 8, MAPPED_RESTORE | MAPPED_NO_PAST_END);
+}

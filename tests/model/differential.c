@@ -55,7 +55,25 @@ enum diff_kind {
 			 * variant = which call (enum null_call) */
 	K_BALLAST,      /* pool-limit runs: commit or decommit ballast frames so that
 			 * len frames are left free (the next calls run out exactly) */
+	K_SNAPSHOT_LIVE,/* DIFF_RESTORE: vmo -> result = uvmo_vmo_snapshot; len = vmo's size
+			 * when generated (for shrinking) */
+	K_RESTORE,      /* DIFF_RESTORE: restore vmo to the snapshot data;
+			 * variant = enum pair_variant */
+	K_DIFF,         /* DIFF_RESTORE: diff vmo against snapshot data over offset, len,
+			 * options = max runs per call; variant = enum pair_variant */
 	K_KINDS
+};
+
+/* Which handles a restore or diff gets (every variant but PAIR_LIVE has
+ * exactly that one thing wrong). */
+enum pair_variant {
+	PAIR_LIVE,       /* both live: the model states the outcome */
+	PAIR_NULL_VMO,   /* vmo NULL (-EINVAL) */
+	PAIR_NULL_SNAP,  /* snapshot NULL (-EINVAL) */
+	PAIR_STALE_VMO,  /* vmo a closed handle (-EBADF) */
+	PAIR_STALE_SNAP, /* snapshot a closed handle (-EBADF) */
+	PAIR_NULL_OUT,   /* diff: out NULL with max > 0 (-EINVAL) */
+	PAIR_VARIANTS
 };
 
 enum stale_call {
@@ -111,6 +129,8 @@ struct diff_ctx {
 	unsigned long predicted_errors;     /* calls that failed as the model said */
 	unsigned long enomem;               /* calls refused for want of pool frames */
 	unsigned long discards;             /* discardable VMOs seen discarded */
+	unsigned long restores_ok;          /* restores that succeeded */
+	unsigned long diff_runs;            /* runs diffs reported */
 	uint64_t *ids;          /* every uvmo id seen, to check they are never reused */
 	size_t nids, capids;
 	struct diff_log *log;
@@ -324,6 +344,25 @@ void diff_op_format(const struct diff_op *op, char *buf, size_t len)
 		snprintf(buf, len, "NULL argument to %s (v%u)",
 			 op->variant < NULL_CALLS ? null_names[op->variant] : "?", op->vmo);
 		break;
+	case K_SNAPSHOT_LIVE:
+		snprintf(buf, len, "v%u = snapshot(v%u)", op->result, op->vmo);
+		break;
+	case K_RESTORE:
+	case K_DIFF: {
+		static const char *const pair_names[PAIR_VARIANTS] = {
+			"", " [vmo NULL]", " [snapshot NULL]", " [vmo closed]",
+			" [snapshot closed]", " [out NULL]"
+		};
+		const char *what = op->variant < PAIR_VARIANTS ? pair_names[op->variant] : " [?]";
+
+		if (op->kind == K_RESTORE)
+			snprintf(buf, len, "restore(v%u, to v%" PRIu64 ")%s", op->vmo, op->data, what);
+		else
+			snprintf(buf, len, "diff(v%u, v%" PRIu64 ", offset=0x%" PRIx64 ", len=0x%" PRIx64
+				 ", max=%u)%s", op->vmo, op->data, op->offset, op->len, op->options,
+				 what);
+		break;
+	}
 	default:
 		snprintf(buf, len, "unknown op kind %u", op->kind);
 		break;
@@ -1071,16 +1110,197 @@ static void drop_ballast(struct diff_ctx *c)
 	c->ballast_pages = 0;
 }
 
+/* ---- live snapshots, restore, diff (DIFF_RESTORE) ---------------------- */
+
+static int exec_snapshot_live(struct diff_ctx *c, struct slot *s, const struct diff_op *op)
+{
+	uvmo_vmo_t *h = NULL;
+	struct model_vmo *m = NULL;
+	int got = uvmo_vmo_snapshot(s->h, &h);
+	int want = model_api_snapshot(s->m, &m);
+	return settle_new_vmo(c, op, s, "uvmo_vmo_snapshot", got, h, want, m);
+}
+
+/* The handles a restore or diff passes: a live slot's, NULL, or a closed
+ * one; *expect is the error the variant implies (0: ask the model). */
+struct pair_args {
+	uvmo_vmo_t *vh, *sh;
+	struct slot *v, *s;
+	int expect;
+};
+
+/* Resolves the handles of @op; false if this replay lacks one (skip). */
+static bool pair_resolve(struct diff_ctx *c, const struct diff_op *op, struct pair_args *a)
+{
+	struct stale *st;
+
+	memset(a, 0, sizeof(*a));
+	if (op->variant != PAIR_NULL_VMO && op->variant != PAIR_STALE_VMO) {
+		if (!(a->v = find_slot(c, op->vmo)))
+			return false;
+		a->vh = a->v->h;
+	}
+	if (op->variant != PAIR_NULL_SNAP && op->variant != PAIR_STALE_SNAP) {
+		if (op->data > UINT32_MAX || !(a->s = find_slot(c, (uint32_t)op->data)))
+			return false;
+		a->sh = a->s->h;
+	}
+	switch (op->variant) {
+	case PAIR_NULL_VMO:
+	case PAIR_NULL_SNAP:
+	case PAIR_NULL_OUT:
+		a->expect = -EINVAL;
+		break;
+	case PAIR_STALE_VMO:
+		if (!(st = find_stale(c, op->vmo)))
+			return false;
+		a->vh = st->h;
+		a->expect = -EBADF;
+		break;
+	case PAIR_STALE_SNAP:
+		if (op->data > UINT32_MAX || !(st = find_stale(c, (uint32_t)op->data)))
+			return false;
+		a->sh = st->h;
+		a->expect = -EBADF;
+		break;
+	default:
+		break;
+	}
+	return true;
+}
+
+static int exec_restore(struct diff_ctx *c, const struct pair_args *a, const struct diff_op *op)
+{
+	(void)op;
+	if (!a->v || !a->s) {
+		int got = uvmo_vmo_restore(a->vh, a->sh);
+
+		return expect_rc(c, "uvmo_vmo_restore", got, a->expect);
+	}
+	struct model_vmo *m = a->v->m;
+	uint64_t old_size = model_size(m);
+	/* What the VMO held, in case the restore runs out of frames (-ENOMEM
+	 * must leave everything as it was). */
+	bool saved = c->pool_limited && old_size <= BUF_SIZE;
+
+	if (saved)
+		model_read(m, 0, c->save, old_size);
+	int got = uvmo_vmo_restore(a->vh, a->sh);
+	int want = model_api_restore(m, a->s->m);
+
+	if (saved && enomem_instead_of_success(c, got, want)) {
+		if (model_size(m) != old_size)
+			model_resize(m, old_size);
+		model_write(m, 0, c->save, old_size);
+		return check_vmo(c, a->v);
+	}
+	if (expect_rc(c, "uvmo_vmo_restore", got, want))
+		return -1;
+	if (got != 0)
+		return 0;
+	c->restores_ok++;
+	/* Every byte, and the size, at once. */
+	return check_vmo(c, a->v);
+}
+
+#define DIFF_MAX_RUNS 64u
+
+static int exec_diff(struct diff_ctx *c, const struct pair_args *a, const struct diff_op *op)
+{
+	struct uvmo_dirty_range runs[DIFF_MAX_RUNS];
+	size_t max = op->options < DIFF_MAX_RUNS ? op->options : DIFF_MAX_RUNS;
+	bool out_null = op->variant == PAIR_NULL_OUT;
+	size_t actual = 0, avail = 0;
+
+	if (a->v && a->s && model_size(a->v->m) != model_size(a->s->m))
+		return 0; /* the contract does not say what a diff past one end means */
+	int want = a->expect;
+
+	if (a->v && a->s && !want)
+		want = model_api_diff(a->v->m, a->s->m, op->offset, op->len, out_null, max);
+	int got = uvmo_vmo_diff(a->vh, a->sh, op->offset, op->len, out_null ? NULL : runs, max,
+				&actual, &avail);
+
+	if (got != 0 || want != 0)
+		return expect_rc(c, "uvmo_vmo_diff", got, want);
+
+	/* Collect every run, resuming from the end of the last one stored. */
+	struct model_vmo *vm = a->v->m, *sm = a->s->m;
+	uint64_t end = op->offset + op->len, cur = op->offset, prev_end = 0;
+	uint64_t pages = model_size(vm) / PAGE;
+	bool *covered = calloc(pages ? pages : 1, sizeof(*covered));
+	size_t total = 0, first_avail = avail, calls = 0;
+	int rc = 0;
+
+	if (!covered)
+		return diverge(c, "out of memory in the test");
+	for (;;) {
+		calls++;
+		if (actual > max || actual > avail) {
+			rc = diverge(c, "diff call %zu: actual %zu, avail %zu, max %zu", calls, actual,
+				     avail, max);
+			break;
+		}
+		for (size_t i = 0; i < actual; i++) {
+			const struct uvmo_dirty_range *r = &runs[i];
+
+			if (r->offset % PAGE || r->length % PAGE || !r->length || r->offset < cur ||
+			    r->length > end - r->offset || (total && r->offset <= prev_end)) {
+				rc = diverge(c, "diff call %zu run %zu [0x%" PRIx64 ", +0x%" PRIx64
+					     ") is not whole pages, lies outside [0x%" PRIx64
+					     ", 0x%" PRIx64 "), or is out of order or not merged"
+					     " with the run before (ending 0x%" PRIx64 ")",
+					     calls, i, r->offset, r->length, cur, end, prev_end);
+				break;
+			}
+			for (uint64_t p = r->offset / PAGE; p < (r->offset + r->length) / PAGE; p++)
+				covered[p] = true;
+			prev_end = r->offset + r->length;
+			total++;
+		}
+		if (rc || actual == avail)
+			break;
+		if (actual == 0 || calls > pages + 2) {
+			rc = diverge(c, "diff call %zu stored no run (max %zu) but says %zu exist",
+				     calls, max, avail);
+			break;
+		}
+		cur = prev_end;
+		actual = avail = 0;
+		got = uvmo_vmo_diff(a->vh, a->sh, cur, end - cur, runs, max, &actual, &avail);
+		if (got != 0) {
+			rc = diverge(c, "resuming the diff at 0x%" PRIx64 " returned %s", cur,
+				     errno_name(got));
+			break;
+		}
+	}
+	if (!rc && total != first_avail)
+		rc = diverge(c, "the first diff call said %zu runs exist, resuming found %zu",
+			     first_avail, total);
+	/* A page not reported must be the same in the VMO and the snapshot. */
+	for (uint64_t p = op->offset / PAGE; !rc && p < end / PAGE; p++)
+		if (!covered[p] && !model_ranges_equal(vm, sm, p * PAGE, PAGE))
+			rc = diverge(c, "page %" PRIu64 " of v%u differs from snapshot v%u in the"
+				     " model, but the diff does not report it", p, a->v->serial,
+				     a->s->serial);
+	free(covered);
+	c->diff_runs += total;
+	return rc;
+}
+
 /* Runs one operation; returns 0 if both sides agree (or the operation names
  * a VMO this replay does not have, and is skipped), -1 on divergence. */
 static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 {
 	struct slot *s = NULL;
 	struct stale *st = NULL;
+	struct pair_args pair;
 
+	if ((op->kind == K_RESTORE || op->kind == K_DIFF) && !pair_resolve(c, op, &pair))
+		return 0;
 	if (op->kind == K_CHILD || op->kind == K_WRITE || op->kind == K_READ ||
 	    op->kind == K_OP_RANGE || op->kind == K_SET_SIZE || op->kind == K_CLOSE ||
-	    op->kind == K_CHECK_VMO) {
+	    op->kind == K_CHECK_VMO || op->kind == K_SNAPSHOT_LIVE) {
 		s = find_slot(c, op->vmo);
 		if (!s)
 			return 0;
@@ -1096,7 +1316,8 @@ static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 			   op->variant == NULL_CHILD_OUT))
 			return 0;
 	}
-	if ((op->kind == K_CREATE || op->kind == K_CHILD) && c->nlive == LIVE_CAP)
+	if ((op->kind == K_CREATE || op->kind == K_CHILD || op->kind == K_SNAPSHOT_LIVE) &&
+	    c->nlive == LIVE_CAP)
 		return 0;
 	if (s && sync_discard(c, s))
 		return -1;
@@ -1139,6 +1360,12 @@ static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 		return exec_null(c, s, op);
 	case K_BALLAST:
 		return exec_ballast(c, op);
+	case K_SNAPSHOT_LIVE:
+		return exec_snapshot_live(c, s, op);
+	case K_RESTORE:
+		return exec_restore(c, &pair, op);
+	case K_DIFF:
+		return exec_diff(c, &pair, op);
 	default:
 		return diverge(c, "unknown op kind %u", op->kind);
 	}
@@ -1776,9 +2003,197 @@ static bool gen_child_of_discardable(struct diff_ctx *c, struct diff_op *op)
 	return true;
 }
 
+/* ---- live snapshots, restore, diff (DIFF_RESTORE) ---------------------- */
+
+static bool is_live_snapshotable(const struct slot *s)
+{
+	return !s->m->slice && !s->m->discardable;
+}
+
+static bool is_live_snapshot(const struct slot *s)
+{
+	return s->m->snap_chain > 0;
+}
+
+static void gen_snapshot_live(struct diff_ctx *c, struct diff_op *op, struct slot *s)
+{
+	op->kind = K_SNAPSHOT_LIVE;
+	op->vmo = s->serial;
+	op->result = c->next_serial++;
+	op->len = s->m->size;
+}
+
+/* A VMO and one of its live snapshots, satisfying @ok; false if none. */
+static bool pick_pair(struct diff_ctx *c, bool (*ok)(const struct slot *v, const struct slot *s),
+		      struct slot **v, struct slot **s)
+{
+	unsigned n = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		unsigned k = pass ? (unsigned)below(c, n) : 0, seen = 0;
+
+		for (unsigned i = 0; i < c->nlive; i++) {
+			for (unsigned j = 0; j < c->nlive; j++) {
+				struct slot *a = &c->live[i], *b = &c->live[j];
+
+				if (i == j || !model_is_snapshot_of(b->m, a->m) || !ok(a, b))
+					continue;
+				if (pass && seen++ == k) {
+					*v = a;
+					*s = b;
+					return true;
+				}
+				n += !pass;
+			}
+		}
+		if (!n)
+			return false;
+	}
+	return false;
+}
+
+static bool pair_restorable(const struct slot *v, const struct slot *s)
+{
+	return !v->m->no_write && (v->m->resizable || v->m->size == s->m->size);
+}
+
+static bool pair_no_write(const struct slot *v, const struct slot *s)
+{
+	return v->m->no_write && v->m->size == s->m->size;
+}
+
+static bool pair_diffable(const struct slot *v, const struct slot *s)
+{
+	return v->m->size > 0 && v->m->size == s->m->size;
+}
+
+static bool pair_any(const struct slot *v, const struct slot *s)
+{
+	(void)v;
+	(void)s;
+	return true;
+}
+
+static unsigned gen_diff_max(struct diff_ctx *c)
+{
+	static const unsigned maxes[] = { 1, 1, 2, 3, 8, DIFF_MAX_RUNS };
+
+	return maxes[below(c, sizeof(maxes) / sizeof(maxes[0]))];
+}
+
+/* A restore or diff with exactly one thing wrong (@kind K_RESTORE or K_DIFF). */
+static bool gen_pair_error(struct diff_ctx *c, struct diff_op *op, uint8_t kind)
+{
+	struct slot *v = NULL, *s = NULL;
+	unsigned avail_stale = c->stale_next < STALE_RING ? c->stale_next : STALE_RING;
+
+	op->kind = kind;
+	op->options = gen_diff_max(c);
+	if (!pick_pair(c, kind == K_DIFF ? pair_diffable : pair_any, &v, &s))
+		return false;
+	op->vmo = v->serial;
+	op->data = s->serial;
+	op->offset = 0;
+	op->len = v->m->size;
+	switch (below(c, kind == K_DIFF ? 9 : 6)) {
+	case 0:
+		op->variant = PAIR_NULL_VMO;
+		return true;
+	case 1:
+		op->variant = PAIR_NULL_SNAP;
+		return true;
+	case 2: /* a closed VMO, a live snapshot */
+		if (!avail_stale)
+			return false;
+		op->variant = PAIR_STALE_VMO;
+		op->vmo = c->stale[below(c, avail_stale)].serial;
+		return true;
+	case 3: /* a live VMO, a closed snapshot */
+		if (!avail_stale)
+			return false;
+		op->variant = PAIR_STALE_SNAP;
+		op->data = c->stale[below(c, avail_stale)].serial;
+		return true;
+	case 4: { /* a snapshot of another VMO, or no snapshot at all */
+		struct slot *other = pick(c, NULL);
+
+		if (!other || other == s || model_is_snapshot_of(other->m, v->m) ||
+		    (kind == K_RESTORE && (v->m->no_write || other->m->size != v->m->size)))
+			return false;
+		if (kind == K_DIFF && other->m->size != v->m->size)
+			return false;
+		op->data = other->serial;
+		return true;
+	}
+	case 5: /* restore: through a NO_WRITE handle; diff: unaligned */
+		if (kind == K_RESTORE) {
+			if (!pick_pair(c, pair_no_write, &v, &s))
+				return false;
+			op->vmo = v->serial;
+			op->data = s->serial;
+			return true;
+		}
+		if (chance(c, 1, 2)) {
+			op->offset = between(c, 1, PAGE - 1);
+			op->len = PAGE;
+		} else {
+			op->len = between(c, 1, PAGE - 1);
+		}
+		return true;
+	case 6: /* diff: past the end */
+		op->offset = below(c, v->m->size / PAGE + 1) * PAGE;
+		op->len = v->m->size - op->offset + between(c, 1, 4) * PAGE;
+		return true;
+	case 7: /* diff: offset + len overflows */
+		op->offset = UINT64_MAX - PAGE + 1;
+		op->len = 2 * PAGE;
+		return true;
+	default: /* diff: NULL out with max > 0 */
+		op->variant = PAIR_NULL_OUT;
+		return true;
+	}
+}
+
+static bool gen_restore(struct diff_ctx *c, struct diff_op *op)
+{
+	struct slot *v, *s;
+
+	if (!(c->flags & DIFF_NO_ERRORS) && chance(c, 1, 6))
+		return gen_pair_error(c, op, K_RESTORE);
+	if (!pick_pair(c, pair_restorable, &v, &s))
+		return false;
+	op->kind = K_RESTORE;
+	op->vmo = v->serial;
+	op->data = s->serial;
+	return true;
+}
+
+static bool gen_diff(struct diff_ctx *c, struct diff_op *op)
+{
+	struct slot *v, *s;
+
+	if (!(c->flags & DIFF_NO_ERRORS) && chance(c, 1, 6))
+		return gen_pair_error(c, op, K_DIFF);
+	if (!pick_pair(c, pair_diffable, &v, &s))
+		return false;
+	op->kind = K_DIFF;
+	op->vmo = v->serial;
+	op->data = s->serial;
+	op->options = gen_diff_max(c);
+	if (chance(c, 1, 2)) {
+		op->offset = 0;
+		op->len = v->m->size;
+	} else {
+		gen_page_range(c, v->m->size, &op->offset, &op->len);
+	}
+	return true;
+}
+
 enum gen_choice {
 	G_CREATE, G_CHILD, G_WRITE, G_READ, G_CHECK_VMO, G_ZERO, G_DECOMMIT, G_COMMIT,
 	G_HINT, G_SET_SIZE, G_CLOSE, G_CHECK_GLOBAL, G_ERROR, G_STALE, G_LOCK, G_BALLAST,
+	G_SNAPSHOT_LIVE, G_RESTORE, G_DIFF, /* DIFF_RESTORE only; last, so that runs
+					      * without it draw exactly as before */
 	G_CHOICES
 };
 
@@ -1831,6 +2246,11 @@ static void weights(struct diff_ctx *c, unsigned w[G_CHOICES])
 		w[G_ERROR] = errors ? 6 : 0;
 		w[G_STALE] = errors ? 1 : 0;
 		w[G_LOCK] = 2;
+	}
+	if (c->flags & DIFF_RESTORE) {
+		w[G_SNAPSHOT_LIVE] = full ? 0 : 6;
+		w[G_RESTORE] = 10;
+		w[G_DIFF] = 5;
 	}
 	/* Threads share the pool: a ballast would only measure the other
 	 * thread's use, so only single-threaded runs fill it. */
@@ -1925,6 +2345,25 @@ static void gen_op(struct diff_ctx *c, struct diff_op *op)
 			op->kind = K_BALLAST;
 			op->len = chance(c, 1, 3) ? DIFF_POOL_LIMIT_BYTES / PAGE : below(c, 4);
 			return;
+		case G_SNAPSHOT_LIVE: {
+			/* Mostly of VMOs that are not live snapshots themselves. */
+			struct slot *s = pick(c, is_live_snapshotable);
+
+			if (s && is_live_snapshot(s) && chance(c, 2, 3))
+				s = pick(c, is_live_snapshotable);
+			if (!s)
+				break;
+			gen_snapshot_live(c, op, s);
+			return;
+		}
+		case G_RESTORE:
+			if (gen_restore(c, op))
+				return;
+			break;
+		case G_DIFF:
+			if (gen_diff(c, op))
+				return;
+			break;
 		default:
 			break;
 		}
@@ -2043,6 +2482,13 @@ static int ctx_run(struct diff_ctx *c, unsigned nops)
 			c->kind_count[K_CLOSE], c->kind_count[K_STALE], c->predicted_errors, c->enomem,
 			c->discards,
 			c->max_depth, c->max_snap_depth);
+	if (c->flags & (DIFF_TRACE | DIFF_SUMMARY) && c->flags & DIFF_RESTORE)
+		fprintf(stderr,
+			"[%s%c] seed %" PRIu64 ": live snapshots %lu, restores %lu (%lu succeeded),"
+			" diffs %lu (%lu runs)\n",
+			c->thread >= 0 ? "thread " : "run", c->thread >= 0 ? '0' + c->thread : ' ', c->seed,
+			c->kind_count[K_SNAPSHOT_LIVE], c->kind_count[K_RESTORE], c->restores_ok,
+			c->kind_count[K_DIFF], c->diff_runs);
 	if (nops >= DIFF_MIN_OPS_FOR_DEPTH && got < need)
 		return diverge(c, "the run only reached clone depth %u (needs %u): the generator"
 			       " no longer builds deep trees", got, need);
@@ -2303,6 +2749,11 @@ int diff_replay(const struct diff_op *ops, size_t count, unsigned flags, char *e
 
 int diff_op_to_root(const struct diff_op *op, struct diff_op *root)
 {
+	if (op->kind == K_SNAPSHOT_LIVE) {
+		*root = (struct diff_op){ .kind = K_CREATE, .result = op->result, .len = op->len,
+					  .options = op->len ? 0 : UVMO_VMO_RESIZABLE };
+		return 1;
+	}
 	if (op->kind != K_CHILD)
 		return 0;
 	*root = (struct diff_op){

@@ -32,6 +32,9 @@
 					* of the live VMOs" bound (to hunt other bugs
 					* while a known leak is open) */
 
+#define DIFF_RESTORE        (1u << 9) /* also live snapshots (uvmo_vmo_snapshot), restores
+					* to random earlier ones, and diffs against them */
+
 #define DIFF_POOL_LIMIT_BYTES (256u * 4096u)
 
 /* Depth (clone generations below a root) every run of DIFF_MIN_OPS_FOR_DEPTH
@@ -71,7 +74,8 @@ struct diff_op {
 	uint32_t options; /* create options, op code */
 	uint64_t offset;
 	uint64_t len;     /* or size */
-	uint64_t data;    /* seed of the bytes written */
+	uint64_t data;    /* seed of the bytes written; restore / diff: the
+			   * snapshot's serial */
 };
 
 struct diff_log {

@@ -44,6 +44,10 @@
 #define RING        12u   /* last operations kept for failure reports */
 #define BUF_BYTES   ((MAX_PAGES + PAST_END + 1) * PAGE)
 #define MAX_THREADS 16u
+#define RS_PAGES    4u    /* MAPPED_RESTORE: each thread's part of the shared VMO */
+#define RS_BYTES    (RS_PAGES * PAGE)
+#define RS_EVERY    64u   /* operations between two shared rounds */
+#define DIFF_RUNS   16u
 
 #define PERM_R  UVMO_PERM_READ
 #define PERM_RW (UVMO_PERM_READ | UVMO_PERM_WRITE)
@@ -166,6 +170,19 @@ struct shared {
 	char *err;
 	size_t errlen;
 	bool failed;
+	/* MAPPED_RESTORE: the VMO every thread writes a part of through one
+	 * mapping, its current snapshot and that snapshot's bytes, and a
+	 * barrier that gives up once a thread has failed. */
+	uvmo_vmo_t *rs_h, *rs_snap;
+	uint8_t *rs_map;
+	uint8_t *rs_img;
+	uint64_t rs_size;
+	int rs_restored;          /* what thread 0 did in this round */
+	unsigned long rs_rounds, rs_restores;
+	pthread_mutex_t bar_lock;
+	pthread_cond_t bar_cond;
+	unsigned bar_n, bar_arrived;
+	unsigned long bar_gen;
 };
 
 struct ctx {
@@ -185,7 +202,8 @@ struct ctx {
 	unsigned ring_next;
 	int pipe_fd[2];
 	unsigned long count_map, count_unmap, count_protect, count_mwrite, count_mcheck,
-		count_faults;
+		count_faults, count_snap, count_restore, count_diff;
+	uint8_t rs_want[RS_BYTES];   /* MAPPED_RESTORE: this thread's part of the shared VMO */
 	uint8_t buf[BUF_BYTES];
 	uint8_t want[BUF_BYTES];
 };
@@ -233,6 +251,10 @@ __attribute__((format(printf, 2, 3))) static bool fail(struct ctx *c, const char
 	}
 	pthread_mutex_unlock(&sh->err_lock);
 	atomic_store(&sh->stop, true);
+	/* Threads waiting at the shared round's barrier give up. */
+	pthread_mutex_lock(&sh->bar_lock);
+	pthread_cond_broadcast(&sh->bar_cond);
+	pthread_mutex_unlock(&sh->bar_lock);
 	return false;
 }
 
@@ -468,7 +490,9 @@ static bool check_obj(struct ctx *c, const struct obj *o)
 	if (!CALL_OK(c, uvmo_vmo_read(o->h, c->buf, 0, size)))
 		return false;
 	model_read(o->m, 0, c->want, size);
-	return compare(c, c->buf, c->want, size, "uvmo_vmo_read", 0);
+	char what[64];
+	snprintf(what, sizeof(what), "uvmo_vmo_read of vmo %u", o->serial);
+	return compare(c, c->buf, c->want, size, what, 0);
 }
 
 static bool check_all(struct ctx *c)
@@ -922,6 +946,212 @@ static bool op_syscall(struct ctx *c)
 }
 
 /* ---------------------------------------------------------------------- */
+/* live snapshots, restore, diff (MAPPED_RESTORE)                         */
+/* ---------------------------------------------------------------------- */
+
+static bool op_snapshot_live(struct ctx *c)
+{
+	struct obj *o = pick_live(c, false);
+	if (!o || live_count(c) >= MAX_OBJS || o->m->slice)
+		return true;
+	note(c, "live snapshot of vmo %u (%" PRIu64 " pages)", o->serial, osize(o) / PAGE);
+	uvmo_vmo_t *h = NULL;
+	struct model_vmo *m = NULL;
+	if (!CALL_OK(c, uvmo_vmo_snapshot(o->h, &h)))
+		return false;
+	if (!CHECK(c, model_api_snapshot(o->m, &m) == 0, "the model refuses the snapshot")) {
+		uvmo_vmo_close(h);
+		return false;
+	}
+	obj_add(c, h, m, false, m->resizable);
+	c->count_snap++;
+	return true;
+}
+
+/* A VMO with an open handle and one of its live snapshots (open too) that
+ * it may be restored to, or diffed against (@diff: same size, not empty). */
+static bool pick_snap_pair(struct ctx *c, bool diff, struct obj **v, struct obj **s)
+{
+	struct obj *cv[64], *cs[64];
+	unsigned n = 0;
+	for (unsigned i = 0; i < c->nobjs; i++) {
+		struct obj *a = c->objs[i];
+		if (!a->h || (!diff && !a->writable))
+			continue;
+		for (unsigned j = 0; j < c->nobjs && n < 64; j++) {
+			struct obj *b = c->objs[j];
+			if (!b->h || !model_is_snapshot_of(b->m, a->m))
+				continue;
+			bool same = osize(a) == osize(b);
+			if (diff ? (!same || !osize(a)) : (!same && !a->resizable))
+				continue;
+			cv[n] = a;
+			cs[n++] = b;
+		}
+	}
+	if (!n)
+		return false;
+	unsigned k = (unsigned)rnd(c, n);
+	*v = cv[k];
+	*s = cs[k];
+	return true;
+}
+
+/* Every record showing @o's bytes (its own and its slices'), and @o. */
+static bool check_store(struct ctx *c, const struct obj *o)
+{
+	for (unsigned i = 0; i < c->nrecs; i++)
+		if (c->recs[i].o->m->store == o->m->store && !check_rec(c, &c->recs[i]))
+			return false;
+	for (unsigned i = 0; i < c->nobjs; i++)
+		if (c->objs[i]->h && c->objs[i]->m->store == o->m->store &&
+		    !check_obj(c, c->objs[i]))
+			return false;
+	return true;
+}
+
+static bool op_restore(struct ctx *c)
+{
+	struct obj *v, *s;
+	if (!pick_snap_pair(c, false, &v, &s))
+		return true;
+	note(c, "restore vmo %u (%" PRIu64 " pages) to its snapshot %u (%" PRIu64 " pages)",
+	     v->serial, osize(v) / PAGE, s->serial, osize(s) / PAGE);
+	if (!CALL_OK(c, uvmo_vmo_restore(v->h, s->h)))
+		return false;
+	if (!CHECK(c, model_api_restore(v->m, s->m) == 0, "the model refuses the restore"))
+		return false;
+	c->count_restore++;
+	/* Every mapping shows the restored bytes at once. */
+	return check_store(c, v);
+}
+
+static bool op_diff(struct ctx *c)
+{
+	struct obj *v, *s;
+	if (!pick_snap_pair(c, true, &v, &s))
+		return true;
+	uint64_t pages = osize(v) / PAGE;
+	uint64_t first = rnd(c, 2) ? 0 : rnd(c, pages);
+	uint64_t end = first + 1 + rnd(c, pages - first);
+	size_t max = 1 + (size_t)rnd(c, DIFF_RUNS);
+	note(c, "diff vmo %u against its snapshot %u, pages %" PRIu64 "..%" PRIu64 ", max %zu",
+	     v->serial, s->serial, first, end, max);
+	struct uvmo_dirty_range runs[DIFF_RUNS];
+	bool covered[MAX_PAGES + PAST_END + 1] = { false };
+	uint64_t cur = first * PAGE, stop = end * PAGE, prev = 0;
+	size_t total = 0, first_avail = 0;
+	for (unsigned call = 0;; call++) {
+		size_t actual = 0, avail = 0;
+		if (!CALL_OK(c, uvmo_vmo_diff(v->h, s->h, cur, stop - cur, runs, max, &actual,
+					      &avail)))
+			return false;
+		if (call == 0)
+			first_avail = avail;
+		if (!CHECK(c, actual <= max && actual <= avail && (actual || !avail) &&
+			   call <= pages + 1,
+			   "diff call %u: actual %zu, avail %zu, max %zu", call, actual, avail, max))
+			return false;
+		for (size_t i = 0; i < actual; i++) {
+			const struct uvmo_dirty_range *r = &runs[i];
+			if (!CHECK(c, r->offset % PAGE == 0 && r->length % PAGE == 0 && r->length &&
+				   r->offset >= cur && r->length <= stop - r->offset &&
+				   (!total || r->offset > prev),
+				   "diff run [%" PRIu64 ", +%" PRIu64 ") is not whole pages inside"
+				   " [%" PRIu64 ", %" PRIu64 "), in order and merged", r->offset,
+				   r->length, cur, stop))
+				return false;
+			for (uint64_t p = r->offset / PAGE; p < (r->offset + r->length) / PAGE; p++)
+				covered[p] = true;
+			prev = r->offset + r->length;
+			total++;
+		}
+		if (actual == avail)
+			break;
+		cur = prev;
+	}
+	if (!CHECK(c, total == first_avail, "the first diff call said %zu runs, resuming found %zu",
+		   first_avail, total))
+		return false;
+	c->count_diff++;
+	for (uint64_t p = first; p < end; p++)
+		if (!covered[p] && !CHECK(c, model_ranges_equal(v->m, s->m, p * PAGE, PAGE),
+					  "page %" PRIu64 " differs from the snapshot in the model,"
+					  " but the diff leaves it out", p))
+			return false;
+	return true;
+}
+
+/* A barrier that gives up (false) once any thread has failed. */
+static bool rs_barrier(struct shared *sh)
+{
+	pthread_mutex_lock(&sh->bar_lock);
+	unsigned long gen = sh->bar_gen;
+	if (!atomic_load(&sh->stop)) {
+		if (++sh->bar_arrived == sh->bar_n) {
+			sh->bar_arrived = 0;
+			sh->bar_gen++;
+			pthread_cond_broadcast(&sh->bar_cond);
+		} else {
+			while (sh->bar_gen == gen && !atomic_load(&sh->stop))
+				pthread_cond_wait(&sh->bar_cond, &sh->bar_lock);
+		}
+	}
+	bool ok = sh->bar_gen != gen;
+	pthread_mutex_unlock(&sh->bar_lock);
+	return ok;
+}
+
+/* Every thread writes its part of the shared VMO through the one mapping;
+ * at the barrier thread 0 restores the VMO to its snapshot (or takes a new
+ * snapshot); after the second barrier every thread checks its part, mapped
+ * and by call. */
+static bool shared_round(struct ctx *c)
+{
+	struct shared *sh = c->sh;
+	uint8_t *part = sh->rs_map + c->thread * RS_BYTES;
+	unsigned writes = 1 + (unsigned)rnd(c, 6);
+	note(c, "shared round %lu: %u writes to my part, then a barrier", sh->rs_rounds, writes);
+	for (unsigned w = 0; w < writes; w++) {
+		uint64_t off = rnd(c, RS_BYTES);
+		uint64_t n = 1 + rnd(c, RS_BYTES - off < 2 * PAGE ? RS_BYTES - off : 2 * PAGE);
+		for (uint64_t k = 0; k < n; k++)
+			c->rs_want[off + k] = (uint8_t)rnd(c, 256);
+		memcpy(part + off, c->rs_want + off, n);
+	}
+	if (!rs_barrier(sh))
+		return false;
+	if (c->thread == 0) {
+		sh->rs_rounds++;
+		sh->rs_restored = rnd(c, 4) != 0;
+		if (sh->rs_restored) {
+			sh->rs_restores++;
+			if (!CALL_OK(c, uvmo_vmo_restore(sh->rs_h, sh->rs_snap)))
+				return false;
+		} else {
+			uvmo_vmo_t *snap = NULL;
+			if (!CALL_OK(c, uvmo_vmo_snapshot(sh->rs_h, &snap)))
+				return false;
+			uvmo_vmo_close(sh->rs_snap);
+			sh->rs_snap = snap;
+			if (!CALL_OK(c, uvmo_vmo_read(snap, sh->rs_img, 0, sh->rs_size)))
+				return false;
+		}
+	}
+	if (!rs_barrier(sh))
+		return false;
+	if (sh->rs_restored)
+		memcpy(c->rs_want, sh->rs_img + c->thread * RS_BYTES, RS_BYTES);
+	note(c, "shared round: check my part after %s", sh->rs_restored ? "a restore" : "a snapshot");
+	if (!compare(c, part, c->rs_want, RS_BYTES, "shared VMO, mapped", c->thread * RS_BYTES))
+		return false;
+	if (!CALL_OK(c, uvmo_vmo_read(sh->rs_h, c->buf, c->thread * RS_BYTES, RS_BYTES)))
+		return false;
+	return compare(c, c->buf, c->rs_want, RS_BYTES, "shared VMO, uvmo_vmo_read",
+		       c->thread * RS_BYTES);
+}
+
+/* ---------------------------------------------------------------------- */
 /* a thread's run                                                         */
 /* ---------------------------------------------------------------------- */
 
@@ -938,18 +1168,24 @@ static bool step(struct ctx *c)
 		{ op_check_obj, 4 },  { op_zero, 5 },           { op_vmar_range, 3 },
 		{ op_resize, 4 },     { op_close, 4 },          { op_write_read_only, 2 },
 		{ op_syscall, 3 },
+		/* MAPPED_RESTORE only (weight 0 otherwise: runs without it
+		 * draw exactly as before) */
+		{ op_snapshot_live, 4 }, { op_restore, 6 },     { op_diff, 3 },
 	};
+	const size_t base = 16; /* entries before the MAPPED_RESTORE ones */
+	bool restore = c->sh->flags & MAPPED_RESTORE;
 	unsigned total = 0;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		total += table[i].weight;
+		total += restore || i < base ? table[i].weight : 0;
 	unsigned pick = (unsigned)rnd(c, total);
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		if (pick < table[i].weight) {
+		unsigned weight = restore || i < base ? table[i].weight : 0;
+		if (pick < weight) {
 			if (table[i].fn == op_syscall && !(c->sh->flags & MAPPED_SYSCALLS))
 				return op_write_map(c);
 			return table[i].fn(c);
 		}
-		pick -= table[i].weight;
+		pick -= weight;
 	}
 	return true;
 }
@@ -1009,8 +1245,12 @@ static void *thread_main(void *arg)
 	c->sub_base = base;
 	if (!CHECK(c, pipe(c->pipe_fd) == 0, "pipe"))
 		return NULL;
+	if (sh->rs_h)
+		memcpy(c->rs_want, sh->rs_img + c->thread * RS_BYTES, RS_BYTES);
 	for (c->op = 0; c->op < sh->nops && !atomic_load(&sh->stop); c->op++) {
 		if (!step(c))
+			break;
+		if (sh->rs_h && c->op % RS_EVERY == RS_EVERY - 1 && !shared_round(c))
 			break;
 		if (c->op % 256 == 255) {
 			note(c, "check everything");
@@ -1028,6 +1268,11 @@ static void *thread_main(void *arg)
 			"%lu protects, %lu mapped writes, %lu mapping checks, %lu probed faults\n",
 			sh->seed, c->thread, c->op, c->count_map, c->count_unmap, c->count_protect,
 			c->count_mwrite, c->count_mcheck, c->count_faults);
+	if (sh->flags & MAPPED_SUMMARY && sh->flags & MAPPED_RESTORE)
+		fprintf(stderr,
+			"mapped: seed %" PRIu64 " thread %u: %lu live snapshots, %lu restores, %lu"
+			" diffs%s\n", sh->seed, c->thread, c->count_snap, c->count_restore,
+			c->count_diff, c->thread ? "" : " (and the shared rounds)");
 	teardown(c);
 	return NULL;
 }
@@ -1038,6 +1283,8 @@ int mapped_run(uint64_t seed, unsigned nops, unsigned nthreads, unsigned flags, 
 	struct shared sh = { .seed = seed, .nops = nops, .flags = flags, .err = errbuf,
 			     .errlen = errlen };
 	pthread_mutex_init(&sh.err_lock, NULL);
+	pthread_mutex_init(&sh.bar_lock, NULL);
+	pthread_cond_init(&sh.bar_cond, NULL);
 	atomic_init(&sh.stop, false);
 	if (errlen)
 		errbuf[0] = 0;
@@ -1077,6 +1324,36 @@ int mapped_run(uint64_t seed, unsigned nops, unsigned nthreads, unsigned flags, 
 		free(b);
 	}
 
+	if (flags & MAPPED_RESTORE) {
+		/* The shared VMO: every thread's part starts with bytes (its
+		 * last page a hole), mapped once, snapshotted. */
+		sh.rs_size = nthreads * RS_BYTES;
+		sh.bar_n = nthreads;
+		sh.rs_img = calloc(1, sh.rs_size);
+		void *addr = NULL;
+		rc = uvmo_vmo_create(sh.rs_size, 0, &sh.rs_h);
+		if (!rc) {
+			uint64_t x = seed * 3 + 1;
+			for (uint64_t i = 0; i < sh.rs_size; i++) {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				sh.rs_img[i] = (i / PAGE) % RS_PAGES == RS_PAGES - 1 ? 0 : (uint8_t)x;
+			}
+			rc = uvmo_vmo_write(sh.rs_h, sh.rs_img, 0, sh.rs_size);
+		}
+		if (!rc)
+			rc = uvmo_vmar_map(uvmo_vmar_root(), PERM_RW, 0, sh.rs_h, 0, sh.rs_size,
+					   &addr);
+		sh.rs_map = addr;
+		if (!rc)
+			rc = uvmo_vmo_snapshot(sh.rs_h, &sh.rs_snap);
+		if (rc) {
+			snprintf(errbuf, errlen, "setting up the shared VMO returned %d", rc);
+			return -1;
+		}
+	}
+
 	struct ctx **cs = calloc(nthreads, sizeof(*cs));
 	pthread_t *ts = calloc(nthreads, sizeof(*ts));
 	for (unsigned t = 0; t < nthreads; t++) {
@@ -1108,6 +1385,15 @@ int mapped_run(uint64_t seed, unsigned nops, unsigned nthreads, unsigned flags, 
 	if (sh.base_h) {
 		uvmo_vmo_close(sh.base_h);
 		model_close(sh.base_m);
+	}
+	if (sh.rs_h) {
+		if (flags & MAPPED_SUMMARY)
+			fprintf(stderr, "mapped: seed %" PRIu64 ": %lu shared rounds, %lu restores\n",
+				seed, sh.rs_rounds, sh.rs_restores);
+		uvmo_vmar_unmap(uvmo_vmar_root(), sh.rs_map, sh.rs_size);
+		uvmo_vmo_close(sh.rs_snap);
+		uvmo_vmo_close(sh.rs_h);
+		free(sh.rs_img);
 	}
 	if (!sh.failed) {
 		struct uvmo_stats after;

@@ -28,6 +28,10 @@
 #define MAPPED_SYSCALLS    (1u << 3) /* also read(2) / write(2) through mappings */
 #define MAPPED_SUMMARY     (1u << 4) /* print a one-line summary per thread */
 #define MAPPED_NO_PAST_END (1u << 5) /* do not probe accesses past a VMO's end */
+#define MAPPED_RESTORE     (1u << 6) /* also live snapshots, restores and diffs of each
+				       * thread's VMOs; and one VMO mapped once that all
+				       * threads write through until a barrier, then one
+				       * restores it (or snapshots it anew), then all check */
 
 /**
  * mapped_run - run one randomised differential test through mappings.

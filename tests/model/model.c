@@ -34,8 +34,10 @@ static struct model_store *store_new(uint64_t size)
 
 static struct model_vmo *vmo_new(struct model_store *store, uint64_t start, uint64_t size)
 {
+	static uint64_t next_uid; /* shared by threads: atomically */
 	struct model_vmo *m = xcalloc(sizeof(*m));
 
+	m->uid = __atomic_add_fetch(&next_uid, 1, __ATOMIC_RELAXED);
 	m->store = store;
 	m->start = start;
 	m->size = size;
@@ -331,6 +333,76 @@ int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64
 		model_zero(m, offset, len);
 		break;
 	}
+	return 0;
+}
+
+/* ---- live snapshots ----------------------------------------------------- */
+
+bool model_is_snapshot_of(const struct model_vmo *snap, const struct model_vmo *m)
+{
+	for (unsigned i = 0; i < snap->snap_chain; i++)
+		if (snap->snap_of[i] == m->uid)
+			return true;
+	return false;
+}
+
+bool model_ranges_equal(const struct model_vmo *a, const struct model_vmo *b, uint64_t offset,
+			uint64_t len)
+{
+	assert(in_range(offset, len, a->size) && in_range(offset, len, b->size));
+	return memcmp(a->store->bytes + a->start + offset, b->store->bytes + b->start + offset,
+		      len) == 0;
+}
+
+int model_api_snapshot(struct model_vmo *m, struct model_vmo **out)
+{
+	if (!m || !out)
+		return -EINVAL;
+	if (m->slice || m->discardable)
+		return -ENOTSUP;
+	struct model_vmo *s = model_snapshot(m, 0, m->size);
+
+	s->no_write = true;
+	/* The header leaves it open; uvmo marks the snapshot of a resizable
+	 * VMO resizable (it cannot resize it: it cannot write). */
+	s->resizable = m->resizable;
+	s->snap_of[0] = m->uid;
+	s->snap_chain = 1;
+	for (unsigned i = 0; i < m->snap_chain && s->snap_chain < MODEL_SNAP_CHAIN; i++)
+		s->snap_of[s->snap_chain++] = m->snap_of[i];
+	*out = s;
+	return 0;
+}
+
+int model_api_restore(struct model_vmo *m, const struct model_vmo *snap)
+{
+	if (!m || !snap)
+		return -EINVAL;
+	if (m->slice)
+		return -ENOTSUP;
+	if (!model_is_snapshot_of(snap, m))
+		return -EINVAL;
+	if (snap->size != m->size && !m->resizable)
+		return -EINVAL;
+	if (m->no_write)
+		return -EACCES;
+	if (snap->size != m->size)
+		model_resize(m, snap->size);
+	model_write(m, 0, snap->store->bytes + snap->start, snap->size);
+	return 0;
+}
+
+int model_api_diff(const struct model_vmo *m, const struct model_vmo *snap, uint64_t offset,
+		   uint64_t len, bool out_null, size_t max)
+{
+	if (!m || !snap || (out_null && max > 0))
+		return -EINVAL;
+	if (!page_aligned(offset) || !page_aligned(len))
+		return -EINVAL;
+	if (!in_range(offset, len, m->size))
+		return -ERANGE;
+	if (!model_is_snapshot_of(snap, m))
+		return -EINVAL;
 	return 0;
 }
 

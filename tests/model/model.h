@@ -36,6 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Generations of live snapshots of snapshots the model tracks. */
+#define MODEL_SNAP_CHAIN 8u
+
 /* Bytes shared by a VMO and all slices of it. */
 struct model_store {
 	uint8_t *bytes;
@@ -54,6 +57,13 @@ struct model_vmo {
 	bool no_write;
 	unsigned lock_count; /* discardable only */
 	bool discarded;      /* discardable only: content gone until LOCK */
+	uint64_t uid;        /* unique model identity, never reused */
+	/* A live snapshot (uvmo_vmo_snapshot) remembers whom it may restore:
+	 * snap_of[0] is the VMO it was taken of, snap_of[1] that VMO's own
+	 * origin if it was a live snapshot too, and so on (the contract: "a
+	 * snapshot of @vmo, or a snapshot of one of those"). */
+	uint64_t snap_of[MODEL_SNAP_CHAIN];
+	unsigned snap_chain; /* entries used; 0: not a live snapshot */
 };
 
 /* ---- content primitives (arguments must be valid) ---------------------- */
@@ -84,6 +94,25 @@ int model_api_read(const struct model_vmo *m, void *buf, uint64_t offset, size_t
 int model_api_write(struct model_vmo *m, const void *buf, uint64_t offset, size_t len);
 int model_api_set_size(struct model_vmo *m, uint64_t size);
 int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64_t len);
+/*
+ * Live snapshots (uvmo_vmo_snapshot / _restore / _diff).  A snapshot is an
+ * eager copy of the whole VMO, NO_WRITE, flagged as a snapshot, resizable
+ * if the VMO is (so uvmo reports it; it cannot resize it).  Restore
+ * copies the snapshot's bytes (and, for a resizable VMO, its size) back.
+ * Diff content is not predicted (the pages reported may be any superset of
+ * those that differ): model_api_diff only states the errno, and
+ * model_pages_equal says whether a page must be reported.
+ */
+int model_api_snapshot(struct model_vmo *m, struct model_vmo **out);
+int model_api_restore(struct model_vmo *m, const struct model_vmo *snap);
+int model_api_diff(const struct model_vmo *m, const struct model_vmo *snap, uint64_t offset,
+		   uint64_t len, bool out_null, size_t max);
+/* Is @snap a live snapshot of @m, or a live snapshot of one of those? */
+bool model_is_snapshot_of(const struct model_vmo *snap, const struct model_vmo *m);
+/* Do @a and @b hold the same bytes in [offset, offset + len) (in both)? */
+bool model_ranges_equal(const struct model_vmo *a, const struct model_vmo *b, uint64_t offset,
+			uint64_t len);
+
 /* The UVMO_INFO_* flags uvmo_vmo_get_info must report. */
 uint32_t model_info_flags(const struct model_vmo *m);
 
