@@ -682,8 +682,9 @@ int uvmo_vmo_restore(uvmo_vmo_t *vmo, uvmo_vmo_t *snap);
  * last restore to it), in order, adjacent pages merged.
  * Same output convention as uvmo_pager_query_dirty_ranges: up to @max runs
  * stored in @out, *@actual stored, *@avail in all; resume from the end of
- * the last run stored.  A page written back to the same bytes still counts
- * as different (pages are not compared byte by byte).
+ * the last run stored.  Pages are compared byte by byte where the clone
+ * tree cannot tell: a page only read through a mapping, or written back
+ * with the bytes it had, is not listed.
  * Errors: -EINVAL (NULL @out with @max > 0, unaligned, not a snapshot of
  * @vmo), -ERANGE, -EBADF.  Thread-safety: safe.
  */

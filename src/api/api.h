@@ -41,6 +41,10 @@ struct uvmo_vmo {
 	 * its creator's counter alive, not the creator itself. */
 	struct child_count *children;        /* ours; one reference */
 	struct child_count *creator_children; /* the creator's; one reference */
+	/* uvmo_vmo_snapshot: the ids of the VMOs this is a snapshot of (its
+	 * origin, and what that was a snapshot of), for restore and diff. */
+	uint64_t *snapshot_of;
+	uint32_t snapshot_of_len;
 };
 
 struct child_count {

@@ -61,6 +61,7 @@ void vmo_destroy(struct handle_obj *hobj)
 		child_count_put(obj->creator_children);
 	}
 	child_count_put(obj->children);
+	free(obj->snapshot_of);
 	free(obj);
 }
 
@@ -499,13 +500,58 @@ UVMO_EXPORT int uvmo_vmo_duplicate(uvmo_vmo_t *vmo, uvmo_vmo_t **out)
 		obj->snapshot = src->snapshot;
 		obj->id = src->id; /* the same VMO */
 		obj->parent_id = src->parent_id;
-		rc = publish(obj, out);
+		if (src->snapshot_of_len) {
+			size_t bytes = src->snapshot_of_len * sizeof(*src->snapshot_of);
+			obj->snapshot_of = malloc(bytes);
+			if (obj->snapshot_of) {
+				memcpy(obj->snapshot_of, src->snapshot_of, bytes);
+				obj->snapshot_of_len = src->snapshot_of_len;
+			}
+		}
+		rc = src->snapshot_of_len && !obj->snapshot_of ? -ENOMEM : 0;
+		if (rc == 0)
+			rc = publish(obj, out);
+		else
+			vmo_put(obj);
 	}
 	leave(src);
 	return rc;
 }
 
 /* ---- snapshot, restore, diff of live VMOs ---- */
+
+/* Remember that @snap is a snapshot of @origin (and of what @origin is a
+ * snapshot of); on failure the snapshot is closed again. */
+static int record_origin(uvmo_vmo_t *snap, struct uvmo_vmo *origin)
+{
+	int rc;
+	struct uvmo_vmo *s = vmo_from_handle(snap, &rc);
+	if (!s)
+		return rc;
+	uint32_t len = origin->snapshot_of_len + 1;
+	s->snapshot_of = malloc(len * sizeof(*s->snapshot_of));
+	if (s->snapshot_of) {
+		s->snapshot_of[0] = origin->id;
+		if (origin->snapshot_of_len)
+			memcpy(s->snapshot_of + 1, origin->snapshot_of,
+			       origin->snapshot_of_len * sizeof(*s->snapshot_of));
+		s->snapshot_of_len = len;
+	}
+	vmo_put(s);
+	if (!s->snapshot_of) {
+		uvmo_vmo_close(snap);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool is_snapshot_of(const struct uvmo_vmo *s, const struct uvmo_vmo *v)
+{
+	for (uint32_t i = 0; i < s->snapshot_of_len; i++)
+		if (s->snapshot_of[i] == v->id)
+			return true;
+	return false;
+}
 
 UVMO_EXPORT int uvmo_vmo_snapshot(uvmo_vmo_t *vmo, uvmo_vmo_t **snap)
 {
@@ -522,6 +568,8 @@ UVMO_EXPORT int uvmo_vmo_snapshot(uvmo_vmo_t *vmo, uvmo_vmo_t **snap)
 		rc = make_snapshot(obj, UVMO_CHILD_SNAPSHOT | UVMO_CHILD_NO_WRITE |
 				   (cow_is_resizable(obj->node) ? UVMO_CHILD_RESIZABLE : 0),
 				   0, obj_size(obj), snap);
+	if (rc == 0)
+		rc = record_origin(*snap, obj);
 	leave(obj);
 	return rc;
 }
@@ -557,8 +605,12 @@ UVMO_EXPORT int uvmo_vmo_restore(uvmo_vmo_t *vmo, uvmo_vmo_t *snap)
 	int rc = enter_pair(vmo, snap, &v, &s);
 	if (rc < 0)
 		return rc;
-	if (v->slice || s->slice)
+	if (v->slice)
 		rc = -ENOTSUP;
+	else if (!is_snapshot_of(s, v))
+		rc = -EINVAL;
+	else if (cow_size(v->node) != cow_size(s->node) && !cow_is_resizable(v->node))
+		rc = -EINVAL;
 	else if (v->no_write)
 		rc = -EACCES;
 	else
@@ -592,8 +644,8 @@ UVMO_EXPORT int uvmo_vmo_diff(uvmo_vmo_t *vmo, uvmo_vmo_t *snap, uint64_t offset
 	uint64_t total = 0;
 	if ((!out && max) || !page_aligned(offset) || !page_aligned(len))
 		rc = -EINVAL;
-	else if (v->slice || s->slice)
-		rc = -ENOTSUP;
+	else if (!is_snapshot_of(s, v))
+		rc = -EINVAL;
 	else
 		rc = cow_diff(v->node, s->node, offset, len, range_sink_store, &sink, &total);
 	if (rc == 0) {

@@ -157,6 +157,13 @@ static bool same_page(struct cow_node *v, struct cow_node *s, uint64_t pg)
 	return memcmp(hit_bytes(&hv), hit_bytes(&hs), PAGE_SIZE) == 0;
 }
 
+static bool snapshot_shows_zero(struct cow_node *s, uint64_t pg)
+{
+	struct cow_hit hs;
+	cow_lookup(s, pg, &hs, NULL);
+	return shows_zero(&hs);
+}
+
 /* Frames restore_page will take for @pg (V and S differ there). */
 static uint64_t restore_cost(struct cow_node *v, struct cow_node *s, uint64_t pg)
 {
@@ -251,8 +258,8 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 	for (size_t i = 0; rc == 0 && i < set.len; i++) {
 		uint64_t pg = set.pgs[i];
 		uint16_t e = pl_get(&v->pages, pg);
-		if (!same_page(v, s, pg))
-			rc = restore_page(v, s, pg);
+		if (!same_page(v, s, pg) || ((e & E_PRESENT) && snapshot_shows_zero(s, pg)))
+			rc = restore_page(v, s, pg); /* a zero frame is given back too */
 		else if ((e & E_PRESENT) && !(e & E_RESTORED))
 			node_set_entry(v, pg, e | E_RESTORED);
 	}
