@@ -1,0 +1,542 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pager protocol (issue 4, section 3): READ requests on first access
+ * (calls and mappings), coalescing, the pollable descriptor, supply
+ * semantics, FAIL, the dirty states and writeback, TRAP_DIRTY, eviction,
+ * detach and pager death, COMPLETE, clones of pager-backed VMOs, every
+ * error of the contract in uvmo.h, and uvmo_vmo_duplicate.
+ *
+ * Most tests play the pager in the test thread (take_request, then supply
+ * or fail) while the access that waits runs in its own thread (struct
+ * access, pager_test_util.h); tests that need a pager running in the
+ * background use the automatic test pager (struct test_pager).  Every test
+ * that waits has a criterion timeout, and every wait for a thread is
+ * bounded, so a hang fails the test instead of blocking the run.
+ */
+#include "pager_test_util.h"
+
+#include <sys/mman.h>
+
+#define KEY 0x5eed0001ull
+#define WAIT_MS 5000 /* bound on any wait that should end promptly */
+
+/* ---------------------------------------------------------------------- */
+/* READ on first access                                                   */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, vmo_read_of_an_absent_page_waits_for_the_supply, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 8 * PG);
+	struct access a;
+	start_vmo_read(&a, v, 3 * PG + 100, 200);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 3 * PG, PG);
+	cr_assert_leq(r.offset + r.length, 8 * PG, "request past the end of the VMO");
+	expect_access_waiting(&a, 50);
+	supply_pattern(p, v, r.offset, r.length, 7);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, 200, 7, 3 * PG + 100);
+	access_free(&a);
+	/* Present now: no second request. */
+	expect_vmo_pattern(v, 3 * PG, PG, 7);
+	expect_no_request(p, 0);
+}
+
+Test(pager, mapped_read_of_an_absent_page_waits_for_the_supply, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY + 1, 8 * PG);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 8 * PG);
+	struct access a;
+	start_map_read(&a, m, 5 * PG + 10, 100);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY + 1, v, 5 * PG, PG);
+	cr_assert_leq(r.offset + r.length, 8 * PG, "request past the end of the VMO");
+	expect_access_waiting(&a, 50);
+	supply_pattern(p, v, r.offset, r.length, 8);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0, "the mapped read raised %s", sig_name(a.sig));
+	expect_mem_pattern(a.buf, 100, 8, 5 * PG + 10);
+	access_free(&a);
+	/* The whole page is there, in the mapping and through calls. */
+	expect_mem_pattern(m + 5 * PG, PG, 8, 5 * PG);
+	expect_vmo_pattern(v, 5 * PG, PG, 8);
+	expect_no_request(p, 0);
+}
+
+Test(pager, read_spanning_present_and_absent_pages_asks_only_for_the_absent_ones, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 8 * PG);
+	supply_pattern(p, v, 0, 2 * PG, 1);
+	supply_pattern(p, v, 3 * PG, PG, 1);
+	struct access a;
+	start_vmo_read(&a, v, 0, 4 * PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	/* Present pages are never asked for again. */
+	cr_assert(r.offset == 2 * PG && r.length == PG,
+		  "request [%llu, +%llu) is not exactly the absent page 2",
+		  (unsigned long long)r.offset, (unsigned long long)r.length);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, 4 * PG, 1, 0);
+	access_free(&a);
+	expect_no_request(p, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* coalescing                                                             */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, one_read_of_contiguous_absent_pages_asks_in_fewer_requests_than_pages, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 16 * PG);
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, 8 * PG);
+	int requests = 0;
+	double deadline = now_seconds() + WAIT_MS / 1000.0;
+	while (!atomic_load(&a.done)) {
+		cr_assert(now_seconds() < deadline, "the read is still waiting after %d requests",
+			  requests);
+		struct uvmo_page_request r[16];
+		int n = uvmo_pager_get_requests(p, r, 16, 20);
+		cr_assert_geq(n, 0);
+		for (int i = 0; i < n; i++) {
+			cr_assert_eq(r[i].type, UVMO_PAGER_READ);
+			supply_pattern(p, v, r[i].offset, r[i].length, 3);
+		}
+		requests += n;
+	}
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, 8 * PG, 3, 2 * PG);
+	access_free(&a);
+	cr_assert_lt(requests, 8, "reading 8 absent pages in one call took %d READ requests",
+		     requests);
+}
+
+Test(pager, adjacent_pending_reads_are_coalesced_into_one_request, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 16 * PG);
+	struct access a, b;
+	start_vmo_read(&a, v, 4 * PG, PG);
+	start_vmo_read(&b, v, 5 * PG, PG);
+	usleep(200 * 1000); /* both wait before anything is taken */
+	struct uvmo_page_request r[8];
+	int n = take_all_requests(p, r, 8, 100);
+	cr_assert_eq(n, 1, "two pending READs of adjacent pages came as %d requests", n);
+	expect_request_covers(r[0], UVMO_PAGER_READ, KEY, v, 4 * PG, 2 * PG);
+	supply_pattern(p, v, r[0].offset, r[0].length, 4);
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_rc(0, b.rc);
+	expect_mem_pattern(a.buf, PG, 4, 4 * PG);
+	expect_mem_pattern(b.buf, PG, 4, 5 * PG);
+	access_free(&a);
+	access_free(&b);
+}
+
+#define SAME_PAGE_THREADS 12
+
+Test(pager, many_threads_waiting_for_one_page_make_one_request_and_all_wake, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 8 * PG);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 8 * PG);
+	struct access a[SAME_PAGE_THREADS];
+	for (int i = 0; i < SAME_PAGE_THREADS; i++) {
+		if (i % 2)
+			start_map_read(&a[i], m, 3 * PG + (uint64_t)i * 8, 8);
+		else
+			start_vmo_read(&a[i], v, 3 * PG + (uint64_t)i * 8, 8);
+	}
+	usleep(200 * 1000);
+	struct uvmo_page_request r[32];
+	int n = take_all_requests(p, r, 32, 200);
+	cr_assert_eq(n, 1, "%d threads waiting for page 3 produced %d requests", SAME_PAGE_THREADS,
+		     n);
+	expect_request_covers(r[0], UVMO_PAGER_READ, KEY, v, 3 * PG, PG);
+	for (int i = 0; i < SAME_PAGE_THREADS; i++)
+		cr_assert(!atomic_load(&a[i].done), "thread %d finished before the supply", i);
+	supply_pattern(p, v, r[0].offset, r[0].length, 5);
+	for (int i = 0; i < SAME_PAGE_THREADS; i++) {
+		expect_access_done(&a[i], WAIT_MS);
+		if (i % 2)
+			cr_assert_eq(a[i].sig, 0, "thread %d raised %s", i, sig_name(a[i].sig));
+		else
+			expect_rc(0, a[i].rc);
+		expect_mem_pattern(a[i].buf, 8, 5, 3 * PG + (uint64_t)i * 8);
+		access_free(&a[i]);
+	}
+	expect_no_request(p, 100);
+}
+
+/* ---------------------------------------------------------------------- */
+/* the descriptor and get_requests                                        */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, fd_polls_readable_exactly_while_requests_are_pending, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	cr_assert(!pager_fd_readable(p, 0), "readable with nothing pending");
+	struct access a;
+	start_vmo_read(&a, v, PG, PG);
+	cr_assert(pager_fd_readable(p, WAIT_MS), "not readable while a READ is pending");
+	cr_assert(pager_fd_readable(p, 0), "no longer readable before the request was taken (must be level-triggered)");
+	struct uvmo_page_request r = take_request(p, 0);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, PG, PG);
+	cr_assert(!pager_fd_readable(p, 0), "still readable after the request was taken");
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	cr_assert(!pager_fd_readable(p, 0), "readable after the supply");
+	/* COMPLETE is a request too. */
+	uvmo_vmo_close(v);
+	cr_assert(pager_fd_readable(p, WAIT_MS), "not readable while COMPLETE is pending");
+	r = take_request(p, 0);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE);
+	cr_assert(!pager_fd_readable(p, 0), "readable after COMPLETE was taken");
+}
+
+Test(pager, fd_is_stable_and_valid, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	int fd = uvmo_pager_fd(p);
+	cr_assert_geq(fd, 0, "uvmo_pager_fd returned %d", fd);
+	cr_assert_eq(uvmo_pager_fd(p), fd, "the descriptor changed between calls");
+	uvmo_pager_t *q = make_pager();
+	cr_assert_neq(uvmo_pager_fd(q), fd, "two pagers share a descriptor");
+}
+
+Test(pager, get_requests_with_timeout_zero_returns_at_once_when_nothing_is_pending, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	(void)make_pager_vmo(p, 0, KEY, 4 * PG);
+	struct uvmo_page_request r[4];
+	double t0 = now_seconds();
+	expect_rc(0, uvmo_pager_get_requests(p, r, 4, 0));
+	double dt = now_seconds() - t0;
+	cr_assert_lt(dt, 0.1, "timeout 0 took %.3f s", dt);
+}
+
+Test(pager, get_requests_waits_for_its_timeout_when_nothing_arrives, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	(void)make_pager_vmo(p, 0, KEY, 4 * PG);
+	struct uvmo_page_request r[4];
+	double t0 = now_seconds();
+	expect_rc(0, uvmo_pager_get_requests(p, r, 4, 300));
+	double dt = now_seconds() - t0;
+	cr_assert_geq(dt, 0.28, "timeout 300 ms returned after %.3f s", dt);
+	cr_assert_lt(dt, 3.0, "timeout 300 ms returned after %.3f s", dt);
+}
+
+Test(pager, get_requests_wakes_as_soon_as_a_request_arrives, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, PG);
+	struct uvmo_page_request r;
+	double t0 = now_seconds();
+	int n = uvmo_pager_get_requests(p, &r, 1, -1);
+	double dt = now_seconds() - t0;
+	cr_assert_eq(n, 1, "get_requests(-1) returned %d (%s)", n, rc_name(n));
+	cr_assert_lt(dt, 3.0, "get_requests(-1) took %.3f s", dt);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	access_free(&a);
+}
+
+Test(pager, get_requests_hands_out_each_request_once, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 16 * PG);
+	struct access a, b;
+	start_vmo_read(&a, v, 2 * PG, PG);
+	start_vmo_read(&b, v, 9 * PG, PG);
+	struct uvmo_page_request r[8];
+	int n = take_requests_covering(p, r, 8, 2 * PG, PG, WAIT_MS);
+	n += take_requests_covering(p, r + n, 8 - n, 9 * PG, PG, WAIT_MS);
+	cr_assert_eq(n, 2, "two non-adjacent READs came as %d requests", n);
+	/* Still outstanding (not supplied), but handed out: not again. */
+	expect_no_request(p, 200);
+	for (int i = 0; i < n; i++)
+		supply_pattern(p, v, r[i].offset, r[i].length, 2);
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_rc(0, b.rc);
+	access_free(&a);
+	access_free(&b);
+}
+
+/* ---------------------------------------------------------------------- */
+/* supply                                                                 */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, supply_never_overwrites_bytes_written_since, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	supply_pattern(p, v, 0, 4 * PG, 1);
+	write_val(v, PG + 100, 200, 0xaa);
+	supply_pattern(p, v, 0, 4 * PG, 2);
+	uint8_t *buf = read_all(v, NULL);
+	expect_mem_pattern(buf, PG + 100, 1, 0);
+	expect_mem_val(buf + PG + 100, 200, 0xaa);
+	expect_mem_pattern(buf + PG + 300, 3 * PG - 300, 1, PG + 300);
+	free(buf);
+	expect_no_request(p, 0);
+}
+
+Test(pager, supply_of_a_partly_present_range_fills_only_the_holes, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 6 * PG);
+	supply_pattern(p, v, PG, PG, 1);
+	supply_pattern(p, v, 3 * PG, PG, 1);
+	supply_pattern(p, v, 0, 6 * PG, 2);
+	expect_vmo_pattern(v, 0, PG, 2);
+	expect_vmo_pattern(v, PG, PG, 1);
+	expect_vmo_pattern(v, 2 * PG, PG, 2);
+	expect_vmo_pattern(v, 3 * PG, PG, 1);
+	expect_vmo_pattern(v, 4 * PG, 2 * PG, 2);
+	expect_clean(p, v, 0, 6 * PG);
+	expect_no_request(p, 0);
+}
+
+Test(pager, supply_of_null_data_gives_zero_pages, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	supply_pattern(p, v, 2 * PG, PG, 1);
+	expect_ok(uvmo_pager_supply_pages(p, v, 0, 4 * PG, NULL));
+	expect_vmo_val(v, 0, 2 * PG, 0);
+	expect_vmo_pattern(v, 2 * PG, PG, 1);
+	expect_vmo_val(v, 3 * PG, PG, 0);
+	expect_clean(p, v, 0, 4 * PG);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 4 * PG);
+	expect_mem_val(m, 2 * PG, 0);
+	expect_no_request(p, 0);
+}
+
+Test(pager, supply_of_a_larger_range_wakes_a_waiter_inside_it, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 16 * PG);
+	struct access a;
+	start_vmo_read(&a, v, 5 * PG, PG);
+	(void)take_request(p, WAIT_MS);
+	supply_pattern(p, v, 0, 16 * PG, 6);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, PG, 6, 5 * PG);
+	access_free(&a);
+}
+
+Test(pager, supply_in_pieces_wakes_the_waiter_only_when_all_its_pages_are_there, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 8 * PG);
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, 3 * PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	supply_pattern(p, v, 2 * PG, PG, 9);
+	supply_pattern(p, v, 4 * PG, PG, 9);
+	/* Page 3 is still missing: the reader waits (perhaps asking again). */
+	usleep(100 * 1000);
+	cr_assert(!atomic_load(&a.done), "the read finished with page 3 absent (rc %d)", a.rc);
+	supply_pattern(p, v, 3 * PG, PG, 9);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, 3 * PG, 9, 2 * PG);
+	access_free(&a);
+}
+
+/* ---------------------------------------------------------------------- */
+/* prefetch                                                               */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, prefetched_pages_are_read_without_a_request, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 8 * PG);
+	supply_pattern(p, v, 0, 8 * PG, 3);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 8 * PG);
+	/* In threads, so that a wrong request fails the test instead of
+	 * blocking it. */
+	struct access a, b;
+	start_vmo_read(&a, v, 0, 8 * PG);
+	start_map_read(&b, m, 0, 8 * PG);
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(0, a.rc);
+	cr_assert_eq(b.sig, 0);
+	expect_mem_pattern(a.buf, 8 * PG, 3, 0);
+	expect_mem_pattern(b.buf, 8 * PG, 3, 0);
+	access_free(&a);
+	access_free(&b);
+	expect_no_request(p, 100);
+	expect_clean(p, v, 0, 8 * PG);
+}
+
+Test(pager, prefetch_while_a_request_is_outstanding_answers_it, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 8 * PG);
+	uint8_t *m = map_rw(v);
+	struct access a;
+	start_map_read(&a, m, 6 * PG, PG);
+	usleep(100 * 1000);
+	/* Supply before even taking the request. */
+	supply_pattern(p, v, 0, 8 * PG, 4);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	expect_mem_pattern(a.buf, PG, 4, 6 * PG);
+	access_free(&a);
+	/* A READ handed out now would be stale but harmless; a supply of it
+	 * must still succeed and change nothing. */
+	struct uvmo_page_request r[4];
+	int n = take_all_requests(p, r, 4, 50);
+	for (int i = 0; i < n; i++)
+		supply_pattern(p, v, r[i].offset, r[i].length, 5);
+	expect_mem_pattern(m, 8 * PG, 4, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* FAIL                                                                   */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, fail_makes_a_waiting_call_return_the_errno_and_a_retry_asks_again, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, r.offset, r.length, EIO));
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(-EIO, a.rc);
+	access_free(&a);
+	/* Transient: the next access asks again. */
+	start_vmo_read(&a, v, 2 * PG, PG);
+	r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 2);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, PG, 2, 2 * PG);
+	access_free(&a);
+}
+
+Test(pager, fail_reaches_a_call_with_each_supported_errno, .timeout = 20)
+{
+	static const int errs[] = { EIO, EINVAL, ENOMEM, ENOSPC, EBUSY, EACCES, ENOENT };
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		struct access a;
+		start_vmo_read(&a, v, PG, PG);
+		struct uvmo_page_request r = take_request(p, WAIT_MS);
+		expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, r.offset, r.length,
+					      (uint64_t)errs[i]));
+		expect_access_done(&a, WAIT_MS);
+		cr_assert_eq(a.rc, -errs[i], "FAIL with errno %d: the call returned %d", errs[i],
+			     a.rc);
+		access_free(&a);
+	}
+}
+
+Test(pager, fail_makes_a_mapped_access_raise_sigbus_and_a_retry_asks_again, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	uint8_t *m = map_rw(v);
+	struct access a;
+	start_map_read(&a, m, 3 * PG + 5, 1);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 3 * PG, PG);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, r.offset, r.length, EIO));
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, SIGBUS, "a failed mapped read gave %s", sig_name(a.sig));
+	access_free(&a);
+	/* A write fault on the same page asks again too. */
+	start_map_write(&a, m, 3 * PG + 5, 1, 0x77);
+	r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 3 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 3);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0, "the retried write raised %s", sig_name(a.sig));
+	access_free(&a);
+	cr_assert_eq(m[3 * PG + 5], 0x77);
+	expect_mem_pattern(m + 3 * PG, 5, 3, 3 * PG);
+	expect_mem_pattern(m + 3 * PG + 6, PG - 6, 3, 3 * PG + 6);
+}
+
+Test(pager, fail_with_an_unsupported_errno_is_einval_and_the_waiter_keeps_waiting, .timeout = 20)
+{
+	static const uint64_t bad[] = { 0, EPERM, EAGAIN, 100000, (uint64_t)-EIO, 1ull << 32 | EIO };
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	struct access a;
+	start_vmo_read(&a, v, PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, r.offset, r.length, bad[i]);
+		cr_assert_eq(rc, -EINVAL, "FAIL with errno %llu returned %d (%s), expected -EINVAL",
+			     (unsigned long long)bad[i], rc, rc_name(rc));
+	}
+	expect_access_waiting(&a, 100);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+}
+
+Test(pager, fail_of_present_pages_changes_nothing, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	supply_pattern(p, v, 0, 4 * PG, 1);
+	write_val(v, PG, PG, 0x31);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, 0, 4 * PG, EIO));
+	expect_vmo_pattern(v, 0, PG, 1);
+	expect_vmo_val(v, PG, PG, 0x31);
+	expect_vmo_pattern(v, 2 * PG, 2 * PG, 1);
+	expect_runs(p, v, "after FAIL of present pages", { 1, 1, 0 });
+	expect_no_request(p, 50);
+}
+
+Test(pager, fail_fails_only_waiters_inside_its_range, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 16 * PG);
+	struct access a, b;
+	start_vmo_read(&a, v, 2 * PG, PG);
+	start_vmo_read(&b, v, 10 * PG, PG);
+	struct uvmo_page_request r[8];
+	(void)take_requests_covering(p, r, 8, 2 * PG, PG, WAIT_MS);
+	(void)take_requests_covering(p, r, 8, 10 * PG, PG, WAIT_MS);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, 2 * PG, PG, EIO));
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(-EIO, a.rc);
+	expect_access_waiting(&b, 100);
+	supply_pattern(p, v, 10 * PG, PG, 1);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(0, b.rc);
+	access_free(&a);
+	access_free(&b);
+}
