@@ -540,3 +540,482 @@ Test(pager, fail_fails_only_waiters_inside_its_range, .timeout = 20)
 	access_free(&a);
 	access_free(&b);
 }
+
+/* ---------------------------------------------------------------------- */
+/* dirty states and writeback                                             */
+/* ---------------------------------------------------------------------- */
+
+static uvmo_vmo_t *supplied_vmo(uvmo_pager_t *p, uint32_t options, uint64_t pages, uint64_t seed)
+{
+	uvmo_vmo_t *v = make_pager_vmo(p, options, KEY, pages * PG);
+	supply_pattern(p, v, 0, pages * PG, seed);
+	return v;
+}
+
+static void writeback(uvmo_pager_t *p, uvmo_vmo_t *v, uint32_t begin_op, uint64_t off,
+		      uint64_t len)
+{
+	expect_ok(uvmo_pager_op_range(p, begin_op, v, off, len, 0));
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, off, len, 0));
+}
+
+Test(pager, supplied_pages_are_clean, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	expect_clean(p, v, 0, 8 * PG);
+	/* Reading (by call and mapping) keeps them clean. */
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 8 * PG);
+	expect_mem_pattern(m, 8 * PG, 1, 0);
+	expect_vmo_pattern(v, 0, 8 * PG, 1);
+	expect_clean(p, v, 0, 8 * PG);
+}
+
+Test(pager, a_vmo_write_makes_its_pages_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	write_val(v, 2 * PG + 17, 3, 0x42);
+	expect_runs(p, v, "after a 3-byte write to page 2", { 2, 1, 0 });
+	expect_vmo_pattern(v, 2 * PG, 17, 1);
+	expect_vmo_val(v, 2 * PG + 17, 3, 0x42);
+}
+
+Test(pager, a_mapped_write_makes_its_page_dirty_and_a_mapped_read_does_not, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	uint8_t *m = map_rw(v);
+	expect_mem_pattern(m, 8 * PG, 1, 0); /* read faults map the pages */
+	expect_clean(p, v, 0, 8 * PG);
+	m[5 * PG + 3] = 0x99;
+	expect_runs(p, v, "after a mapped write to page 5", { 5, 1, 0 });
+	m[6 * PG] = 0x98;
+	expect_runs(p, v, "after mapped writes to pages 5 and 6", { 5, 2, 0 });
+}
+
+Test(pager, writeback_begin_then_end_makes_dirty_pages_clean, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	write_val(v, PG, 2 * PG, 0x10);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN, v, 0, 8 * PG, 0));
+	/* AwaitingClean is not Clean: still reported. */
+	expect_runs(p, v, "after BEGIN", { 1, 2, 0 });
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 0, 8 * PG, 0));
+	expect_clean(p, v, 0, 8 * PG);
+	expect_vmo_val(v, PG, 2 * PG, 0x10);
+}
+
+Test(pager, a_vmo_write_between_begin_and_end_keeps_the_page_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	write_val(v, PG, 2 * PG, 0x10);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN, v, 0, 8 * PG, 0));
+	write_val(v, 2 * PG + 8, 8, 0x11);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 0, 8 * PG, 0));
+	expect_runs(p, v, "after END with page 2 written during writeback", { 2, 1, 0 });
+}
+
+Test(pager, a_mapped_write_between_begin_and_end_keeps_the_page_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	uint8_t *m = map_rw(v);
+	/* The mapping has write access to page 1 before writeback starts. */
+	m[PG] = 1;
+	m[3 * PG] = 1;
+	expect_runs(p, v, "after mapped writes", { 1, 1, 0 }, { 3, 1, 0 });
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN, v, 0, 8 * PG, 0));
+	m[PG + 1] = 2; /* must not slip past the dirty tracking */
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 0, 8 * PG, 0));
+	expect_runs(p, v, "after END with page 1 written through the mapping during writeback",
+		    { 1, 1, 0 });
+	/* And the next round makes it clean, after which a write is seen again. */
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 0, 8 * PG);
+	expect_clean(p, v, 0, 8 * PG);
+	m[3 * PG + 1] = 3;
+	expect_runs(p, v, "after a mapped write following a full writeback", { 3, 1, 0 });
+}
+
+Test(pager, writeback_end_without_begin_leaves_dirty_pages_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	write_val(v, 0, PG, 0x20);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 0, 4 * PG, 0));
+	expect_runs(p, v, "after END without BEGIN", { 0, 1, 0 });
+}
+
+Test(pager, writeback_of_a_sub_range_cleans_only_that_range, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	write_val(v, 0, 8 * PG, 0x21);
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 2 * PG, 3 * PG);
+	expect_runs(p, v, "after writeback of pages 2-4", { 0, 2, 0 }, { 5, 3, 0 });
+	/* END of a range begun only in part cleans only the begun part. */
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN, v, 0, PG, 0));
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 0, 8 * PG, 0));
+	expect_runs(p, v, "after BEGIN of page 0 and END of all", { 1, 1, 0 }, { 5, 3, 0 });
+}
+
+Test(pager, query_merges_adjacent_dirty_pages_into_runs, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 12, 1);
+	write_val(v, PG, 3 * PG, 1);
+	write_val(v, 5 * PG, PG, 2);
+	write_val(v, 7 * PG + 100, PG, 3); /* pages 7 and 8, partially */
+	expect_runs(p, v, "runs", { 1, 3, 0 }, { 5, 1, 0 }, { 7, 2, 0 });
+}
+
+Test(pager, query_with_a_small_max_reports_actual_and_avail_and_resumes, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 12, 1);
+	write_val(v, PG, 3 * PG, 1);
+	write_val(v, 5 * PG, PG, 2);
+	write_val(v, 7 * PG, 2 * PG, 3);
+	static const uint64_t want[3][2] = { { 1, 3 }, { 5, 1 }, { 7, 2 } };
+	uint64_t off = 0;
+	for (int i = 0; i < 3; i++) {
+		struct uvmo_dirty_range r[2];
+		memset(r, 0xa5, sizeof(r));
+		size_t actual = 99, avail = 99;
+		expect_ok(uvmo_pager_query_dirty_ranges(p, v, off, 12 * PG - off, r, 1, &actual,
+							&avail));
+		cr_assert_eq(actual, 1, "query %d from page %llu stored %zu runs with max 1", i,
+			     (unsigned long long)(off / PG), actual);
+		cr_assert_eq(avail, (size_t)(3 - i), "query %d from page %llu: avail %zu, expected %d",
+			     i, (unsigned long long)(off / PG), avail, 3 - i);
+		cr_assert(r[0].offset == want[i][0] * PG && r[0].length == want[i][1] * PG,
+			  "query %d: run [%llu, +%llu), expected page %llu +%llu", i,
+			  (unsigned long long)r[0].offset, (unsigned long long)r[0].length,
+			  (unsigned long long)want[i][0], (unsigned long long)want[i][1]);
+		cr_assert_eq(r[1].offset, 0xa5a5a5a5a5a5a5a5ull, "query wrote past max");
+		off = r[0].offset + r[0].length;
+	}
+	size_t actual = 99, avail = 99;
+	expect_ok(uvmo_pager_query_dirty_ranges(p, v, off, 12 * PG - off, NULL, 0, &actual, &avail));
+	cr_assert_eq(actual, 0);
+	cr_assert_eq(avail, 0, "after the last run, %zu more reported", avail);
+	/* max 0 with NULL out counts the runs. */
+	expect_ok(uvmo_pager_query_dirty_ranges(p, v, 0, 12 * PG, NULL, 0, &actual, &avail));
+	cr_assert_eq(actual, 0);
+	cr_assert_eq(avail, 3);
+	/* NULL actual and avail are allowed. */
+	struct uvmo_dirty_range r[4];
+	expect_ok(uvmo_pager_query_dirty_ranges(p, v, 0, 12 * PG, r, 4, NULL, NULL));
+	cr_assert_eq(r[2].offset, 7 * PG);
+}
+
+Test(pager, query_of_a_sub_range_clips_the_runs_to_it, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 12, 1);
+	write_val(v, PG, 6 * PG, 1);
+	struct uvmo_dirty_range r[MAX_RUNS];
+	size_t n = dirty_runs(p, v, 3 * PG, 2 * PG, r);
+	cr_assert_eq(n, 1);
+	cr_assert(r[0].offset == 3 * PG && r[0].length == 2 * PG,
+		  "run [%llu, +%llu), expected [%llu, +%llu)", (unsigned long long)r[0].offset,
+		  (unsigned long long)r[0].length, (unsigned long long)(3 * PG),
+		  (unsigned long long)(2 * PG));
+	n = dirty_runs(p, v, 8 * PG, 4 * PG, r);
+	cr_assert_eq(n, 0);
+}
+
+Test(pager, growing_a_resizable_pager_vmo_reports_the_new_pages_as_a_zero_run, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_RESIZABLE, 4, 1);
+	expect_ok(uvmo_vmo_set_size(v, 8 * PG));
+	expect_runs(p, v, "after growing 4 -> 8 pages", { 4, 4, UVMO_DIRTY_RANGE_IS_ZERO });
+	/* The new pages read zero without asking the pager. */
+	struct access a;
+	start_vmo_read(&a, v, 4 * PG, 4 * PG);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_val(a.buf, 4 * PG, 0);
+	access_free(&a);
+	expect_no_request(p, 50);
+	expect_vmo_pattern(v, 0, 4 * PG, 1);
+	/* Written back as zeros, they become clean. */
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN_ZERO, 4 * PG, 4 * PG);
+	expect_clean(p, v, 0, 8 * PG);
+	expect_vmo_val(v, 4 * PG, 4 * PG, 0);
+}
+
+Test(pager, a_write_into_a_zero_run_splits_it, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_RESIZABLE, 4, 1);
+	expect_ok(uvmo_vmo_set_size(v, 8 * PG));
+	write_val(v, 5 * PG + 10, 1, 0x5f);
+	expect_runs(p, v, "after writing page 5 of a zero run",
+		    { 4, 1, UVMO_DIRTY_RANGE_IS_ZERO }, { 5, 1, 0 },
+		    { 6, 2, UVMO_DIRTY_RANGE_IS_ZERO });
+}
+
+Test(pager, a_write_between_begin_zero_and_end_keeps_the_page_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_RESIZABLE, 4, 1);
+	expect_ok(uvmo_vmo_set_size(v, 8 * PG));
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN_ZERO, v, 4 * PG, 4 * PG, 0));
+	write_val(v, 6 * PG, 8, 0x66);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 4 * PG, 4 * PG, 0));
+	expect_runs(p, v, "after END with page 6 written during writeback", { 6, 1, 0 });
+	expect_vmo_val(v, 6 * PG, 8, 0x66);
+}
+
+Test(pager, op_zero_of_supplied_pages_makes_them_read_zero_and_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, 2 * PG, 2 * PG));
+	expect_vmo_val(v, 2 * PG, 2 * PG, 0);
+	expect_vmo_pattern(v, 0, 2 * PG, 1);
+	expect_vmo_pattern(v, 4 * PG, 4 * PG, 1);
+	struct uvmo_dirty_range r[MAX_RUNS];
+	size_t n = dirty_runs(p, v, 0, 8 * PG, r);
+	/* Exactly pages 2 and 3 are not Clean, in one run or two. */
+	uint64_t covered = 0;
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(r[i].offset >= 2 * PG && r[i].offset + r[i].length <= 4 * PG,
+			  "run [%llu, +%llu) outside the zeroed pages", (unsigned long long)r[i].offset,
+			  (unsigned long long)r[i].length);
+		covered += r[i].length;
+	}
+	cr_assert_eq(covered, 2 * PG, "the zeroed pages are reported as %llu dirty bytes",
+		     (unsigned long long)covered);
+	expect_no_request(p, 0);
+}
+
+Test(pager, op_zero_of_supplied_pages_is_reported_as_a_zero_run, .timeout = 20)
+{
+	/* uvmo.h: IS_ZERO marks runs that read zero; the brief expects OP_ZERO
+	 * to produce one (Zircon reports zeroed ranges as zero intervals). */
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, 2 * PG, 2 * PG));
+	expect_runs(p, v, "after ZERO of pages 2-3", { 2, 2, UVMO_DIRTY_RANGE_IS_ZERO });
+}
+
+Test(pager, runs_reported_as_zero_read_zero, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_RESIZABLE, 8, 1);
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, PG, PG));
+	write_val(v, 3 * PG, PG, 0);    /* zero bytes written: may or may not be flagged */
+	write_val(v, 4 * PG, PG, 0x44); /* not zero: must not be flagged */
+	expect_ok(uvmo_vmo_set_size(v, 12 * PG));
+	write_val(v, 9 * PG, 4, 0x45);
+	struct uvmo_dirty_range r[MAX_RUNS];
+	size_t n = dirty_runs(p, v, 0, 12 * PG, r);
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (!(r[i].options & UVMO_DIRTY_RANGE_IS_ZERO))
+			continue;
+		cr_assert_eq(r[i].options, UVMO_DIRTY_RANGE_IS_ZERO, "unknown option bits");
+		uint8_t *buf = malloc(r[i].length);
+		expect_ok(uvmo_vmo_read(v, buf, r[i].offset, r[i].length));
+		long bad = first_other_byte(buf, r[i].length, 0);
+		cr_assert(bad < 0, "run [%llu, +%llu) is flagged IS_ZERO but byte %ld is 0x%02x",
+			  (unsigned long long)r[i].offset, (unsigned long long)r[i].length, bad,
+			  bad < 0 ? 0 : buf[bad]);
+		free(buf);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* TRAP_DIRTY                                                             */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, trap_dirty_vmo_write_waits_for_the_dirty_acknowledgement, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 4, 1);
+	struct access a;
+	start_vmo_write(&a, v, PG + 10, 100, 0xee);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_DIRTY, KEY, v, PG, PG);
+	cr_assert(r.offset == PG && r.length == PG, "DIRTY [%llu, +%llu) for a write to page 1",
+		  (unsigned long long)r.offset, (unsigned long long)r.length);
+	expect_access_waiting(&a, 50);
+	/* Nothing written, nothing dirty yet. */
+	expect_vmo_pattern(v, PG, PG, 1);
+	expect_clean(p, v, 0, 4 * PG);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_DIRTY, v, r.offset, r.length, 0));
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	expect_vmo_val(v, PG + 10, 100, 0xee);
+	expect_runs(p, v, "after the acknowledged write", { 1, 1, 0 });
+	/* Dirty now: a second write does not ask. */
+	start_vmo_write(&a, v, PG + 500, 10, 0xef);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	expect_no_request(p, 50);
+}
+
+Test(pager, trap_dirty_mapped_write_waits_for_the_dirty_acknowledgement, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 4, 1);
+	uint8_t *m = map_rw(v);
+	expect_mem_pattern(m, 4 * PG, 1, 0); /* mapped reads: no DIRTY */
+	expect_no_request(p, 50);
+	struct access a;
+	start_map_write(&a, m, 2 * PG + 7, 1, 0xdd);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_DIRTY, KEY, v, 2 * PG, PG);
+	expect_access_waiting(&a, 50);
+	cr_assert_eq(m[2 * PG + 7], pattern_byte(1, 2 * PG + 7), "the write landed before the ack");
+	expect_clean(p, v, 0, 4 * PG);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_DIRTY, v, r.offset, r.length, 0));
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0, "the acknowledged write raised %s", sig_name(a.sig));
+	access_free(&a);
+	cr_assert_eq(m[2 * PG + 7], 0xdd);
+	expect_runs(p, v, "after the acknowledged mapped write", { 2, 1, 0 });
+	m[2 * PG + 8] = 0xdc; /* Dirty: no second trap (this would hang otherwise) */
+	expect_no_request(p, 50);
+}
+
+Test(pager, without_trap_dirty_a_write_sends_no_dirty_request, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uint8_t *m = map_rw(v);
+	struct access a, b;
+	start_vmo_write(&a, v, 0, 10, 1);
+	start_map_write(&b, m, 3 * PG, 10, 2);
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(0, a.rc);
+	cr_assert_eq(b.sig, 0);
+	access_free(&a);
+	access_free(&b);
+	expect_no_request(p, 100);
+	expect_runs(p, v, "after writes without TRAP_DIRTY", { 0, 1, 0 }, { 3, 1, 0 });
+}
+
+Test(pager, trap_dirty_write_of_an_absent_page_asks_read_then_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, UVMO_VMO_TRAP_DIRTY, KEY, 4 * PG);
+	struct access a;
+	start_vmo_write(&a, v, 2 * PG + 1, 2, 0x12);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_DIRTY, KEY, v, 2 * PG, PG);
+	expect_access_waiting(&a, 30);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_DIRTY, v, r.offset, r.length, 0));
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	expect_vmo_pattern(v, 2 * PG, 1, 1);
+	expect_vmo_val(v, 2 * PG + 1, 2, 0x12);
+	expect_vmo_pattern(v, 2 * PG + 3, PG - 3, 1);
+}
+
+Test(pager, trap_dirty_write_spanning_clean_pages_asks_in_fewer_requests_than_pages, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 8, 1);
+	struct access a;
+	start_vmo_write(&a, v, PG, 4 * PG, 0x13);
+	int requests = 0;
+	double deadline = now_seconds() + WAIT_MS / 1000.0;
+	while (!atomic_load(&a.done)) {
+		cr_assert(now_seconds() < deadline, "the write still waits after %d DIRTY requests",
+			  requests);
+		struct uvmo_page_request r;
+		int n = uvmo_pager_get_requests(p, &r, 1, 20);
+		if (n == 1) {
+			cr_assert_eq(r.type, UVMO_PAGER_DIRTY);
+			expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_DIRTY, v, r.offset, r.length, 0));
+			requests++;
+		}
+	}
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	cr_assert_lt(requests, 4, "a write of 4 clean pages took %d DIRTY requests", requests);
+	expect_runs(p, v, "after the write", { 1, 4, 0 });
+}
+
+Test(pager, fail_of_a_dirty_request_fails_the_writer_and_keeps_the_page_clean, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 4, 1);
+	uint8_t *m = map_rw(v);
+	struct access a;
+	start_vmo_write(&a, v, 0, PG, 0x14);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_DIRTY, KEY, v, 0, PG);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, r.offset, r.length, EIO));
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(-EIO, a.rc);
+	access_free(&a);
+	start_map_write(&a, m, 3 * PG, 1, 0x15);
+	r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_DIRTY, KEY, v, 3 * PG, PG);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, r.offset, r.length, ENOSPC));
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, SIGBUS, "a failed DIRTY gave the mapped writer %s", sig_name(a.sig));
+	access_free(&a);
+	expect_vmo_pattern(v, 0, 4 * PG, 1);
+	expect_clean(p, v, 0, 4 * PG);
+}
+
+Test(pager, dirty_ack_of_clean_pages_nobody_writes_makes_them_dirty, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, UVMO_VMO_TRAP_DIRTY, KEY, 8 * PG);
+	supply_pattern(p, v, 0, 4 * PG, 1);
+	/* Pages 4-7 are absent: skipped. */
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_DIRTY, v, 2 * PG, 6 * PG, 0));
+	expect_runs(p, v, "after DIRTY of pages 2-7 (4-7 absent)", { 2, 2, 0 });
+	/* Writes to them proceed without a request. */
+	struct access a;
+	start_vmo_write(&a, v, 3 * PG, 8, 0x16);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	expect_no_request(p, 50);
+	/* The absent pages still ask when read. */
+	start_vmo_read(&a, v, 5 * PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 5 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	access_free(&a);
+}
+
+Test(pager, a_trap_dirty_page_traps_again_after_writeback, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 4, 1);
+	uint8_t *m = map_rw(v);
+	for (int round = 0; round < 2; round++) {
+		struct access a;
+		start_map_write(&a, m, PG, 1, (uint8_t)(0x20 + round));
+		struct uvmo_page_request r = take_request(p, WAIT_MS);
+		expect_request_covers(r, UVMO_PAGER_DIRTY, KEY, v, PG, PG);
+		expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_DIRTY, v, r.offset, r.length, 0));
+		expect_access_done(&a, WAIT_MS);
+		cr_assert_eq(a.sig, 0);
+		access_free(&a);
+		expect_runs(p, v, "after the write", { 1, 1, 0 });
+		writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 0, 4 * PG);
+		expect_clean(p, v, 0, 4 * PG);
+	}
+	cr_assert_eq(m[PG], 0x21);
+}
