@@ -15,6 +15,7 @@
  */
 #include "pager_test_util.h"
 
+#include <sched.h>
 #include <sys/mman.h>
 
 #define KEY 0x5eed0001ull
@@ -1018,4 +1019,247 @@ Test(pager, a_trap_dirty_page_traps_again_after_writeback, .timeout = 20)
 		expect_clean(p, v, 0, 4 * PG);
 	}
 	cr_assert_eq(m[PG], 0x21);
+}
+
+/* ---------------------------------------------------------------------- */
+/* writeback racing with mapped writers                                   */
+/* ---------------------------------------------------------------------- */
+
+#define WB_PAGES 32
+#define WB_WRITERS 2
+#define WB_WORD(page, w) ((page) * (PG / 8) + (w))
+
+struct wb_writer {
+	volatile uint64_t *map;  /* the mapping, as words */
+	int id;                  /* writes word id of each page */
+	atomic_bool *stop;
+	uint64_t last[WB_PAGES]; /* last value written to each page (0: none) */
+	uint64_t writes;
+};
+
+static void *wb_writer_thread(void *arg)
+{
+	struct wb_writer *w = arg;
+	uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(w->id + 1);
+	while (!atomic_load(w->stop)) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t page = x % WB_PAGES;
+		uint64_t val = ((uint64_t)(w->id + 1) << 56) | ++w->writes;
+		w->map[WB_WORD(page, w->id)] = val;
+		w->last[page] = val;
+		if (w->writes % 64 == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+/* One writeback pass as a pager would do it: for every run reported
+ * dirty, BEGIN, read the bytes into the backing store, END.  Returns the
+ * number of pages written back. */
+static uint64_t wb_pass(uvmo_pager_t *p, uvmo_vmo_t *v, uint8_t *store)
+{
+	uint64_t pages = 0, off = 0;
+	while (off < WB_PAGES * PG) {
+		struct uvmo_dirty_range r[4];
+		size_t actual = 0, avail = 0;
+		expect_ok(uvmo_pager_query_dirty_ranges(p, v, off, WB_PAGES * PG - off, r, 4,
+							&actual, &avail));
+		if (actual == 0)
+			break;
+		for (size_t i = 0; i < actual; i++) {
+			expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN, v, r[i].offset,
+						      r[i].length, 0));
+			expect_ok(uvmo_vmo_read(v, store + r[i].offset, r[i].offset, r[i].length));
+			expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, r[i].offset,
+						      r[i].length, 0));
+			pages += r[i].length / PG;
+		}
+		off = r[actual - 1].offset + r[actual - 1].length;
+	}
+	return pages;
+}
+
+Test(pager, writeback_racing_with_mapped_writers_loses_no_write, .timeout = 60)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, WB_PAGES, 1);
+	uint8_t *m = map_rw(v);
+	/* The backing store: what the pager holds (supplied, then written back). */
+	uint8_t *store = malloc(WB_PAGES * PG);
+	cr_assert_not_null(store);
+	fill_pattern(store, WB_PAGES * PG, 1, 0);
+
+	atomic_bool stop = false;
+	struct wb_writer w[WB_WRITERS];
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < WB_WRITERS; i++) {
+		w[i].map = (volatile uint64_t *)m;
+		w[i].id = i;
+		w[i].stop = &stop;
+	}
+	pthread_t t[WB_WRITERS];
+	start_workers(t, WB_WRITERS, wb_writer_thread, w, sizeof(w[0]));
+	double end = now_seconds() + 0.4;
+	unsigned passes = 0;
+	uint64_t written_back = 0;
+	while (now_seconds() < end) {
+		written_back += wb_pass(p, v, store);
+		passes++;
+	}
+	atomic_store(&stop, true);
+	join_workers(t, WB_WRITERS);
+	written_back += wb_pass(p, v, store);
+	cr_assert_gt(passes, 3, "only %u writeback passes ran", passes);
+	cr_assert_gt(written_back, 0, "nothing was ever reported dirty");
+	cr_assert_gt(w[0].writes + w[1].writes, 0);
+
+	/* All written back: nothing dirty, and the store equals the VMO. */
+	expect_clean(p, v, 0, WB_PAGES * PG);
+	uint8_t *now = read_all(v, NULL);
+	for (uint64_t off = 0; off < WB_PAGES * PG; off++)
+		if (now[off] != store[off])
+			cr_assert_fail("byte %llu (page %llu) is 0x%02x but 0x%02x was written back: a write was reported clean without being written back",
+				       (unsigned long long)off, (unsigned long long)(off / PG), now[off],
+				       store[off]);
+	/* And the VMO holds every writer's last value (the rest as supplied). */
+	const uint64_t *words = (const uint64_t *)now;
+	for (uint64_t page = 0; page < WB_PAGES; page++)
+		for (int i = 0; i < WB_WRITERS; i++)
+			if (w[i].last[page])
+				cr_assert_eq(words[WB_WORD(page, i)], w[i].last[page],
+					     "page %llu word %d: 0x%llx, last written 0x%llx",
+					     (unsigned long long)page, i,
+					     (unsigned long long)words[WB_WORD(page, i)],
+					     (unsigned long long)w[i].last[page]);
+	expect_vmo_matches(v, 0, m, WB_PAGES * PG);
+	free(now);
+	free(store);
+}
+
+/* ---------------------------------------------------------------------- */
+/* uvmo_pager_query_vmo_stats                                             */
+/* ---------------------------------------------------------------------- */
+
+static uint32_t modified(uvmo_pager_t *p, uvmo_vmo_t *v, uint32_t options)
+{
+	struct uvmo_pager_vmo_stats st;
+	memset(&st, 0xa5, sizeof(st));
+	expect_ok(uvmo_pager_query_vmo_stats(p, v, options, &st));
+	cr_assert(st.modified == 0 || st.modified == 1, "modified is %u", st.modified);
+	return st.modified;
+}
+
+Test(pager, vmo_stats_modified_is_set_by_writes_and_cleared_by_reset, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, UVMO_VMO_RESIZABLE, KEY, 4 * PG);
+	cr_assert_eq(modified(p, v, 0), 0, "a new VMO is modified");
+	supply_pattern(p, v, 0, 4 * PG, 1);
+	expect_vmo_pattern(v, 0, 4 * PG, 1);
+	cr_assert_eq(modified(p, v, 0), 0, "supply or read set modified");
+	write_val(v, PG, 1, 1);
+	cr_assert_eq(modified(p, v, 0), 1, "a write did not set modified");
+	cr_assert_eq(modified(p, v, 0), 1, "reading the flag without RESET cleared it");
+	cr_assert_eq(modified(p, v, UVMO_PAGER_RESET_VMO_STATS), 1, "RESET did not report the flag");
+	cr_assert_eq(modified(p, v, 0), 0, "RESET did not clear the flag");
+	/* Writeback is not a modification. */
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 0, 4 * PG);
+	cr_assert_eq(modified(p, v, 0), 0, "writeback set modified");
+	/* Through a mapping. */
+	uint8_t *m = map_rw(v);
+	cr_assert_eq(m[2 * PG], pattern_byte(1, 2 * PG));
+	cr_assert_eq(modified(p, v, 0), 0, "a mapped read set modified");
+	m[2 * PG] = 7;
+	cr_assert_eq(modified(p, v, UVMO_PAGER_RESET_VMO_STATS), 1, "a mapped write did not set modified");
+	/* A resize is a modification. */
+	expect_ok(uvmo_vmo_set_size(v, 8 * PG));
+	cr_assert_eq(modified(p, v, UVMO_PAGER_RESET_VMO_STATS), 1, "a resize did not set modified");
+	/* A write to a page already dirty still counts after a reset. */
+	m[2 * PG + 1] = 8;
+	cr_assert_eq(modified(p, v, 0), 1, "a write to a dirty page after RESET did not set modified");
+}
+
+/* ---------------------------------------------------------------------- */
+/* EVICT                                                                  */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, evict_drops_clean_pages_and_keeps_dirty_and_awaiting_clean_ones, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	write_val(v, 2 * PG, PG, 0x22);                   /* Dirty */
+	write_val(v, 5 * PG, PG, 0x55);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN, v, 5 * PG, PG, 0));
+	/* page 5 AwaitingClean */
+	int rc = uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 8 * PG, 0);
+	cr_assert_eq(rc, 6, "EVICT returned %d (%s), expected 6 clean pages", rc, rc_name(rc));
+	/* The kept pages read without a request. */
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, PG);
+	expect_access_done(&a, WAIT_MS);
+	expect_mem_val(a.buf, PG, 0x22);
+	access_free(&a);
+	start_vmo_read(&a, v, 5 * PG, PG);
+	expect_access_done(&a, WAIT_MS);
+	expect_mem_val(a.buf, PG, 0x55);
+	access_free(&a);
+	expect_no_request(p, 50);
+	expect_runs(p, v, "after EVICT", { 2, 1, 0 }, { 5, 1, 0 });
+	/* An evicted page asks again and shows the new supply. */
+	start_vmo_read(&a, v, 0, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 0, PG);
+	cr_assert(r.offset + r.length <= 2 * PG, "READ [%llu, +%llu) covers a present page",
+		  (unsigned long long)r.offset, (unsigned long long)r.length);
+	supply_pattern(p, v, r.offset, r.length, 2);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, PG, 2, 0);
+	access_free(&a);
+	/* The AwaitingClean page finishes writeback and can then be evicted. */
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 5 * PG, PG, 0));
+	rc = uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 5 * PG, PG, 0);
+	cr_assert_eq(rc, 1, "EVICT of a page cleaned by writeback returned %d", rc);
+}
+
+Test(pager, evict_removes_the_pages_from_mappings, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 4 * PG);
+	expect_mem_pattern(m, 4 * PG, 1, 0); /* every page mapped */
+	int rc = uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 4 * PG, 0);
+	cr_assert_eq(rc, 4, "EVICT returned %d (%s)", rc, rc_name(rc));
+	struct access a;
+	start_map_read(&a, m, PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 2);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	expect_mem_pattern(a.buf, PG, 2, PG);
+	access_free(&a);
+}
+
+Test(pager, evict_of_absent_pages_returns_zero, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	expect_rc(0, uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 4 * PG, 0));
+	supply_pattern(p, v, PG, PG, 1);
+	expect_rc(1, uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 4 * PG, 0));
+	expect_rc(0, uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 4 * PG, 0));
+}
+
+Test(pager, evicted_memory_goes_back_to_the_pool, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 64, 1);
+	uint64_t before = stats_now().committed_bytes;
+	expect_rc(64, uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 64 * PG, 0));
+	uint64_t after = stats_now().committed_bytes;
+	cr_assert_leq(after + 64 * PG, before, "committed %llu -> %llu after evicting 64 pages",
+		      (unsigned long long)before, (unsigned long long)after);
 }
