@@ -1263,3 +1263,291 @@ Test(pager, evicted_memory_goes_back_to_the_pool, .timeout = 20)
 	cr_assert_leq(after + 64 * PG, before, "committed %llu -> %llu after evicting 64 pages",
 		      (unsigned long long)before, (unsigned long long)after);
 }
+
+/* ---------------------------------------------------------------------- */
+/* detach                                                                 */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, detach_fails_waiters_keeps_present_pages_and_sends_complete_once, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY + 9, 16 * PG);
+	supply_pattern(p, v, 0, PG, 1);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 16 * PG);
+	struct access a, b;
+	start_vmo_read(&a, v, 5 * PG, PG);
+	start_map_read(&b, m, 9 * PG, PG);
+	struct uvmo_page_request r[16];
+	(void)take_requests_covering(p, r, 16, 5 * PG, PG, WAIT_MS);
+	(void)take_requests_covering(p, r, 16, 9 * PG, PG, WAIT_MS);
+	expect_ok(uvmo_pager_detach_vmo(p, v));
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(-EBUSY, a.rc);
+	cr_assert_eq(b.sig, SIGBUS, "a faulter waiting at detach got %s", sig_name(b.sig));
+	access_free(&a);
+	access_free(&b);
+	/* Later accesses to absent pages fail at once, without a request. */
+	start_vmo_read(&a, v, 12 * PG, PG);
+	start_map_read(&b, m, 13 * PG, PG);
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(-EBUSY, a.rc);
+	cr_assert_eq(b.sig, SIGBUS, "a fault after detach got %s", sig_name(b.sig));
+	access_free(&a);
+	access_free(&b);
+	/* Present pages stay readable. */
+	expect_vmo_pattern(v, 0, PG, 1);
+	expect_mem_pattern(m, PG, 1, 0);
+	/* Exactly one COMPLETE and nothing else. */
+	int n = take_all_requests(p, r, 16, 200);
+	cr_assert_eq(n, 1, "%d requests after detach, expected one COMPLETE (first: %s)", n,
+		     n ? req_type_name(r[0].type) : "-");
+	cr_assert_eq(r[0].type, UVMO_PAGER_COMPLETE, "got %s", req_type_name(r[0].type));
+	cr_assert_eq(r[0].key, KEY + 9);
+	cr_assert_eq(r[0].vmo, v);
+	cr_assert_eq(r[0].offset, 0);
+	cr_assert_eq(r[0].length, 0);
+	/* The pager is done with it. */
+	expect_rc(-ENOENT, uvmo_pager_detach_vmo(p, v));
+	expect_rc(-ENOENT, uvmo_pager_supply_pages(p, v, PG, PG, NULL));
+	uvmo_vmo_close(v);
+	expect_no_request(p, 100);
+}
+
+Test(pager, detach_of_a_vmo_with_waiting_dirty_writers_fails_them, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 4, 1);
+	struct access a;
+	start_vmo_write(&a, v, PG, 8, 0x33);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_DIRTY);
+	expect_ok(uvmo_pager_detach_vmo(p, v));
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_lt(a.rc, 0, "a writer waiting for DIRTY at detach returned %d", a.rc);
+	access_free(&a);
+	expect_vmo_pattern(v, 0, 4 * PG, 1);
+}
+
+Test(pager, detach_does_not_touch_other_vmos_of_the_pager, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	uvmo_vmo_t *w = make_pager_vmo(p, 0, KEY + 1, 4 * PG);
+	struct access a;
+	start_vmo_read(&a, w, PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY + 1, w, PG, PG);
+	expect_ok(uvmo_pager_detach_vmo(p, v));
+	expect_access_waiting(&a, 100);
+	supply_pattern(p, w, PG, PG, 1);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE);
+	cr_assert_eq(r.vmo, v);
+}
+
+/* ---------------------------------------------------------------------- */
+/* the pager goes away                                                    */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, destroying_the_pager_fails_waiting_calls_and_faults_instead_of_hanging, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 1);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 16 * PG);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 16 * PG);
+	/* The pager thread serves page 0, then goes away. */
+	expect_vmo_pattern(v, 0, PG, 1);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	struct access a, b, c;
+	start_vmo_read(&a, v, 3 * PG, PG);
+	start_map_read(&b, m, 7 * PG, PG);
+	usleep(150 * 1000); /* both wait; their requests are never taken */
+	cr_assert(!atomic_load(&a.done) && !atomic_load(&b.done),
+		  "an access to an absent page finished with no pager thread");
+	uvmo_pager_destroy(tp.pager);
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(-EBUSY, a.rc);
+	cr_assert_eq(b.sig, SIGBUS, "a faulter waiting when the pager died got %s", sig_name(b.sig));
+	access_free(&a);
+	access_free(&b);
+	/* Later accesses fail too, and promptly; present pages stay. */
+	start_vmo_read(&c, v, 11 * PG, PG);
+	expect_access_done(&c, WAIT_MS);
+	expect_rc(-EBUSY, c.rc);
+	access_free(&c);
+	expect_vmo_pattern(v, 0, PG, 1);
+	expect_mem_pattern(m, PG, 1, 0);
+	uvmo_vmo_close(v);
+}
+
+Test(pager, destroying_the_pager_fails_a_request_already_taken, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, PG);
+	(void)take_request(p, WAIT_MS);
+	uvmo_pager_destroy(p);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(-EBUSY, a.rc);
+	access_free(&a);
+}
+
+Test(pager, destroying_the_pager_fails_a_waiting_trap_dirty_writer, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 4, 1);
+	uint8_t *m = map_rw(v);
+	struct access a;
+	start_map_write(&a, m, PG, 1, 0x40);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_DIRTY);
+	uvmo_pager_destroy(p);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, SIGBUS, "a writer waiting for DIRTY when the pager died got %s",
+		     sig_name(a.sig));
+	access_free(&a);
+	expect_mem_pattern(m, 4 * PG, 1, 0);
+}
+
+Test(pager, a_slow_pager_is_waited_for, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 3);
+	atomic_store(&tp.delay_us, 200 * 1000);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 4 * PG);
+	double t0 = now_seconds();
+	expect_vmo_pattern(v, PG, PG, 3);
+	cr_assert_geq(now_seconds() - t0, 0.19, "the read did not wait for the pager");
+	tp_stop(&tp);
+	expect_no_thread_failure();
+}
+
+/* ---------------------------------------------------------------------- */
+/* COMPLETE when the VMO dies                                             */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, closing_the_last_handle_of_an_unmapped_pager_vmo_sends_complete, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, 4242, 4 * PG);
+	supply_pattern(p, v, 0, 2 * PG, 1);
+	expect_no_request(p, 0);
+	uvmo_vmo_close(v);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE, "got %s", req_type_name(r.type));
+	cr_assert_eq(r.key, 4242);
+	cr_assert_eq(r.vmo, v);
+	cr_assert_eq(r.offset, 0);
+	cr_assert_eq(r.length, 0);
+	expect_no_request(p, 100);
+}
+
+Test(pager, a_mapped_pager_vmo_sends_complete_only_when_unmapped, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, 77, 4 * PG);
+	supply_pattern(p, v, 0, 4 * PG, 1);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_close(v);
+	expect_no_request(p, 200);
+	expect_mem_pattern(m, 4 * PG, 1, 0);
+	m[0] = 1;
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m, 4 * PG));
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE, "got %s", req_type_name(r.type));
+	cr_assert_eq(r.key, 77);
+	cr_assert_eq(r.vmo, v);
+	expect_no_request(p, 100);
+}
+
+Test(pager, a_pager_vmo_kept_alive_by_a_slice_sends_complete_when_the_slice_dies, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, 78, 4 * PG);
+	supply_pattern(p, v, 0, 4 * PG, 1);
+	uvmo_vmo_t *s = make_child(v, UVMO_CHILD_SLICE, PG, 2 * PG);
+	uvmo_vmo_close(v);
+	expect_no_request(p, 200);
+	uint8_t buf[2 * UVMO_PAGE_SIZE];
+	expect_ok(uvmo_vmo_read(s, buf, 0, 2 * PG));
+	expect_mem_pattern(buf, 2 * PG, 1, PG);
+	uvmo_vmo_close(s);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE, "got %s", req_type_name(r.type));
+	cr_assert_eq(r.key, 78);
+	cr_assert_eq(r.vmo, v);
+}
+
+Test(pager, each_dead_vmo_sends_its_own_complete, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v[3];
+	for (int i = 0; i < 3; i++)
+		v[i] = make_pager_vmo(p, 0, 100 + (uint64_t)i, PG);
+	for (int i = 0; i < 3; i++)
+		uvmo_vmo_close(v[i]);
+	struct uvmo_page_request r[8];
+	int n = take_all_requests(p, r, 8, 200);
+	cr_assert_eq(n, 3, "%d requests for 3 closed VMOs", n);
+	bool seen[3] = { false, false, false };
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(r[i].type, UVMO_PAGER_COMPLETE);
+		cr_assert(r[i].key >= 100 && r[i].key < 103, "COMPLETE key %llu",
+			  (unsigned long long)r[i].key);
+		int k = (int)(r[i].key - 100);
+		cr_assert(!seen[k], "two COMPLETEs for key %d", 100 + k);
+		seen[k] = true;
+		cr_assert_eq(r[i].vmo, v[k]);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* the create handle after close                                          */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, pager_calls_accept_the_closed_create_handle_while_a_mapping_keeps_the_vmo, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, 55, 8 * PG);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_close(v);
+	/* Ordinary calls refuse the closed handle ... */
+	uint8_t x;
+	expect_rc(-EBADF, uvmo_vmo_read(v, &x, 0, 1));
+	/* ... pager calls take it. */
+	supply_pattern(p, v, 0, 4 * PG, 5);
+	expect_mem_pattern(m, 4 * PG, 5, 0);
+	expect_no_request(p, 50);
+	/* Requests still name it. */
+	struct access a;
+	start_map_read(&a, m, 6 * PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, 55, v, 6 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 5);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	expect_mem_pattern(a.buf, PG, 5, 6 * PG);
+	access_free(&a);
+	/* Dirty tracking, writeback, stats and eviction work through it. */
+	m[PG] = 1;
+	expect_runs(p, v, "after a mapped write", { 1, 1, 0 });
+	cr_assert_eq(modified(p, v, UVMO_PAGER_RESET_VMO_STATS), 1);
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 0, 8 * PG);
+	expect_clean(p, v, 0, 8 * PG);
+	int rc = uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 2 * PG, PG, 0);
+	cr_assert_eq(rc, 1, "EVICT through the closed handle returned %d (%s)", rc, rc_name(rc));
+	/* The VMO dies with its mapping: COMPLETE, then the handle is dead. */
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m, 8 * PG));
+	r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE, "got %s", req_type_name(r.type));
+	cr_assert_eq(r.vmo, v);
+	expect_rc(-EBADF, uvmo_pager_supply_pages(p, v, 0, PG, NULL));
+}
