@@ -1551,3 +1551,220 @@ Test(pager, pager_calls_accept_the_closed_create_handle_while_a_mapping_keeps_th
 	cr_assert_eq(r.vmo, v);
 	expect_rc(-EBADF, uvmo_pager_supply_pages(p, v, 0, PG, NULL));
 }
+
+/* ---------------------------------------------------------------------- */
+/* clones of pager-backed VMOs                                            */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, slice_of_a_pager_vmo_shows_its_content_and_asks_for_absent_pages, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 16 * PG);
+	supply_pattern(p, v, 0, 4 * PG, 1);
+	uvmo_vmo_t *s = make_child(v, UVMO_CHILD_SLICE, 2 * PG, 8 * PG);
+	uint8_t buf[2 * UVMO_PAGE_SIZE];
+	expect_ok(uvmo_vmo_read(s, buf, 0, 2 * PG));
+	expect_mem_pattern(buf, 2 * PG, 1, 2 * PG);
+	/* An absent page of the slice is a READ of the parent's page. */
+	struct access a;
+	start_vmo_read(&a, s, 5 * PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 7 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, PG, 1, 7 * PG);
+	access_free(&a);
+	/* Through a mapping of the slice, too. */
+	uint8_t *ms = map_rw(s);
+	start_map_read(&a, ms, 6 * PG, PG);
+	r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 8 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	expect_mem_pattern(a.buf, PG, 1, 8 * PG);
+	access_free(&a);
+	/* Writes through the slice are the parent's, and dirty it. */
+	ms[0] = 0x61;
+	write_val(s, PG, 1, 0x62);
+	expect_vmo_val(v, 2 * PG, 1, 0x61);
+	expect_vmo_val(v, 3 * PG, 1, 0x62);
+	expect_runs(p, v, "after writes through the slice", { 2, 2, 0 });
+}
+
+Test(pager, snapshot_of_a_pager_vmo_is_enotsup, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uvmo_vmo_t *c = NULL;
+	expect_rc(-ENOTSUP, uvmo_vmo_create_child(v, UVMO_CHILD_SNAPSHOT, 0, 4 * PG, &c));
+	cr_assert_null(c);
+	/* Nor of its slice. */
+	uvmo_vmo_t *s = make_child(v, UVMO_CHILD_SLICE, 0, 2 * PG);
+	expect_rc(-ENOTSUP, uvmo_vmo_create_child(s, UVMO_CHILD_SNAPSHOT, 0, 2 * PG, &c));
+	cr_assert_eq(info_of(v).num_children, 1);
+}
+
+Test(pager, at_least_on_write_child_reads_the_parents_current_content, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 8 * PG);
+	expect_vmo_pattern(c, 0, 8 * PG, 1);
+	/* A later parent write is seen by the child (it has not written). */
+	write_val(v, 2 * PG, PG, 0x71);
+	expect_vmo_val(c, 2 * PG, PG, 0x71);
+	/* Also through a parent mapping. */
+	uint8_t *mv = map_rw(v);
+	mv[3 * PG + 9] = 0x72;
+	expect_vmo_val(c, 3 * PG + 9, 1, 0x72);
+}
+
+Test(pager, at_least_on_write_child_mapping_follows_the_parent, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 8 * PG);
+	uint8_t *mc = map_vmo(root_vmar(), PERM_R, c, 0, 8 * PG);
+	expect_mem_pattern(mc, 8 * PG, 1, 0); /* every page faulted in */
+	write_val(v, PG, PG, 0x73);
+	expect_mem_val(mc + PG, PG, 0x73);
+	uint8_t *mv = map_rw(v);
+	mv[4 * PG] = 0x74;
+	cr_assert_eq(mc[4 * PG], 0x74, "the child mapping shows 0x%02x after a parent mapped write",
+		     mc[4 * PG]);
+}
+
+Test(pager, at_least_on_write_child_sees_later_supplies, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 8 * PG);
+	supply_pattern(p, v, 0, 2 * PG, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 8 * PG);
+	/* Supplied to the parent after the clone, without a request. */
+	supply_pattern(p, v, 4 * PG, PG, 2);
+	expect_vmo_pattern(c, 4 * PG, PG, 2);
+	/* A child read of a page absent in the parent is a READ of the parent. */
+	struct access a;
+	start_vmo_read(&a, c, 6 * PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 6 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 3);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, PG, 3, 6 * PG);
+	access_free(&a);
+	/* Through a mapping of the child. */
+	uint8_t *mc = map_vmo(root_vmar(), PERM_R, c, 0, 8 * PG);
+	start_map_read(&a, mc, 7 * PG, PG);
+	r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 7 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 4);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	expect_mem_pattern(a.buf, PG, 4, 7 * PG);
+	access_free(&a);
+	expect_vmo_pattern(v, 7 * PG, PG, 4);
+}
+
+Test(pager, at_least_on_write_child_writes_are_its_own, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 8 * PG);
+	write_val(c, PG + 5, 3, 0x81);
+	uint8_t *mc = map_rw(c);
+	mc[5 * PG] = 0x82;
+	/* The parent does not see them and is not dirtied by them. */
+	expect_vmo_pattern(v, 0, 8 * PG, 1);
+	expect_clean(p, v, 0, 8 * PG);
+	cr_assert_eq(modified(p, v, 0), 0, "a child write marked the parent modified");
+	/* The child keeps them when the parent writes the same pages later. */
+	write_val(v, PG, PG, 0x83);
+	mc[5 * PG + 1] = 0x84;
+	write_val(v, 5 * PG, PG, 0x85);
+	expect_vmo_pattern(c, PG, 5, 1);
+	expect_vmo_val(c, PG + 5, 3, 0x81);
+	expect_vmo_pattern(c, PG + 8, PG - 8, 1);
+	cr_assert_eq(mc[5 * PG], 0x82);
+	cr_assert_eq(mc[5 * PG + 1], 0x84);
+	cr_assert_eq(mc[5 * PG + 2], pattern_byte(1, 5 * PG + 2));
+	/* Pages the child never wrote still follow. */
+	write_val(v, 6 * PG, PG, 0x86);
+	cr_assert_eq(mc[6 * PG], 0x86);
+}
+
+Test(pager, at_least_on_write_child_write_of_an_absent_page_asks_the_parents_pager, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	struct access a;
+	start_vmo_write(&a, c, 2 * PG + 10, 1, 0x91);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 9);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	/* The child's copy is the supplied page with its byte written. */
+	expect_vmo_pattern(c, 2 * PG, 10, 9);
+	expect_vmo_val(c, 2 * PG + 10, 1, 0x91);
+	expect_vmo_pattern(c, 2 * PG + 11, PG - 11, 9);
+	expect_vmo_pattern(v, 2 * PG, PG, 9);
+	expect_clean(p, v, 0, 4 * PG);
+}
+
+Test(pager, snapshot_modified_child_snapshots_modified_pages_and_follows_the_others, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 8, 1);
+	write_val(v, PG, PG, 0xa1); /* modified before the clone */
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_MODIFIED, 0, 8 * PG);
+	expect_vmo_val(c, PG, PG, 0xa1);
+	expect_vmo_pattern(c, 0, PG, 1);
+	/* The modified page is frozen for the child ... */
+	write_val(v, PG, PG, 0xa2);
+	expect_vmo_val(c, PG, PG, 0xa1);
+	expect_vmo_val(v, PG, PG, 0xa2);
+	/* ... the unmodified ones follow the parent. */
+	write_val(v, 3 * PG, PG, 0xa3);
+	expect_vmo_val(c, 3 * PG, PG, 0xa3);
+	/* Through mappings too. */
+	uint8_t *mc = map_vmo(root_vmar(), PERM_R, c, 0, 8 * PG);
+	uint8_t *mv = map_rw(v);
+	mv[PG + 1] = 0xa4;
+	mv[4 * PG] = 0xa5;
+	cr_assert_eq(mc[PG + 1], 0xa1, "the snapshotted page changed in the child mapping");
+	cr_assert_eq(mc[4 * PG], 0xa5, "an unmodified page does not follow in the child mapping");
+}
+
+Test(pager, snapshot_modified_child_writes_are_its_own, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	write_val(v, 0, PG, 0xb1);
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 0, 4 * PG);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_MODIFIED, 0, 4 * PG);
+	write_val(c, 0, PG, 0xb2);
+	write_val(c, 2 * PG, PG, 0xb3);
+	expect_vmo_val(v, 0, PG, 0xb1);
+	expect_vmo_pattern(v, PG, 3 * PG, 1);
+	expect_clean(p, v, 0, 4 * PG);
+	expect_vmo_val(c, 0, PG, 0xb2);
+	expect_vmo_val(c, 2 * PG, PG, 0xb3);
+}
+
+Test(pager, closing_a_child_leaves_the_pager_vmo_working, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	write_val(c, PG, PG, 0xc1);
+	uvmo_vmo_close(c);
+	expect_no_request(p, 50); /* no COMPLETE for a child */
+	expect_vmo_pattern(v, 0, 4 * PG, 1);
+	write_val(v, 2 * PG, 1, 0xc2);
+	expect_runs(p, v, "after the child died", { 2, 1, 0 });
+}
