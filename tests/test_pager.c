@@ -1768,3 +1768,375 @@ Test(pager, closing_a_child_leaves_the_pager_vmo_working, .timeout = 20)
 	write_val(v, 2 * PG, 1, 0xc2);
 	expect_runs(p, v, "after the child died", { 2, 1, 0 });
 }
+
+/* ---------------------------------------------------------------------- */
+/* errors: each returns the documented code and changes nothing          */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, pager_create_rejects_null_and_unknown_options)
+{
+	uvmo_pager_t *p = NULL;
+	expect_rc(-EINVAL, uvmo_pager_create(0, NULL));
+	expect_rc(-EINVAL, uvmo_pager_create(1, &p));
+	cr_assert_null(p);
+	expect_rc(-EINVAL, uvmo_pager_create(1u << 31, &p));
+	cr_assert_null(p);
+}
+
+Test(pager, pager_create_vmo_rejects_bad_arguments)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = NULL;
+	uint64_t vmos = stats_now().vmos;
+	expect_rc(-EINVAL, uvmo_pager_create_vmo(NULL, 0, KEY, PG, &v));
+	expect_rc(-EINVAL, uvmo_pager_create_vmo(p, 0, KEY, PG, NULL));
+	expect_rc(-EINVAL, uvmo_pager_create_vmo(p, 1u << 7, KEY, PG, &v));
+	expect_rc(-EINVAL, uvmo_pager_create_vmo(p, UVMO_VMO_DISCARDABLE, KEY, PG, &v));
+	expect_rc(-EINVAL, uvmo_pager_create_vmo(p, 0, KEY, PG + 1, &v));
+	expect_rc(-EINVAL, uvmo_pager_create_vmo(p, 0, KEY, 0, &v));
+	expect_rc(-ERANGE, uvmo_pager_create_vmo(p, 0, KEY, UVMO_VMO_MAX_SIZE + PG, &v));
+	cr_assert_null(v);
+	cr_assert_eq(stats_now().vmos, vmos, "a failed create left a VMO behind");
+	expect_no_request(p, 0);
+	/* The limits themselves are fine. */
+	expect_ok(uvmo_pager_create_vmo(p, UVMO_VMO_RESIZABLE, KEY, 0, &v));
+	uvmo_vmo_close(v);
+	expect_ok(uvmo_pager_create_vmo(p, 0, KEY, UVMO_VMO_MAX_SIZE, &v));
+	uvmo_vmo_close(v);
+}
+
+Test(pager, calls_on_a_destroyed_pager_fail)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_destroy(p);
+	uvmo_vmo_t *v = NULL;
+	expect_rc(-EBUSY, uvmo_pager_create_vmo(p, 0, KEY, PG, &v));
+	cr_assert_null(v);
+	struct uvmo_page_request r;
+	expect_rc(-EBUSY, uvmo_pager_get_requests(p, &r, 1, 0));
+	uvmo_pager_destroy(NULL); /* ignored */
+}
+
+Test(pager, pager_fd_of_null_fails)
+{
+	int rc = uvmo_pager_fd(NULL);
+	cr_assert(rc == -EBADF || rc == -EINVAL, "uvmo_pager_fd(NULL) returned %d", rc);
+}
+
+Test(pager, get_requests_rejects_null_and_keeps_pending_requests, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	struct access a;
+	start_vmo_read(&a, v, PG, PG);
+	cr_assert(pager_fd_readable(p, WAIT_MS));
+	expect_rc(-EINVAL, uvmo_pager_get_requests(p, NULL, 1, 0));
+	expect_rc(-EINVAL, uvmo_pager_get_requests(NULL, NULL, 0, 0));
+	struct uvmo_page_request r;
+	expect_rc(-EINVAL, uvmo_pager_get_requests(NULL, &r, 1, 0));
+	/* max 0 takes nothing. */
+	expect_rc(0, uvmo_pager_get_requests(p, &r, 0, 0));
+	r = take_request(p, 0);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	access_free(&a);
+}
+
+/* Pages 0-1 supplied with seed 1, page 1 written 0xee (Dirty), pages 2-3
+ * absent.  check_untouched asserts exactly that is still the state: the
+ * content, the dirty runs, and that pages 2-3 are still absent (a read asks
+ * for them; the answer with seed 3 is what it shows). */
+static uvmo_vmo_t *error_fixture(uvmo_pager_t *p)
+{
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	supply_pattern(p, v, 0, 2 * PG, 1);
+	write_val(v, PG, PG, 0xee);
+	return v;
+}
+
+static void check_untouched(uvmo_pager_t *p, uvmo_vmo_t *v)
+{
+	expect_vmo_pattern(v, 0, PG, 1);
+	expect_vmo_val(v, PG, PG, 0xee);
+	expect_runs(p, v, "after the failed calls", { 1, 1, 0 });
+	expect_no_request(p, 0);
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, 2 * PG);
+	struct uvmo_page_request r[8];
+	int n = take_requests_covering(p, r, 8, 2 * PG, 2 * PG, WAIT_MS);
+	for (int i = 0; i < n; i++)
+		supply_pattern(p, v, r[i].offset, r[i].length, 3);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, 2 * PG, 3, 2 * PG);
+	access_free(&a);
+}
+
+Test(pager, supply_rejects_bad_arguments_and_changes_nothing, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = error_fixture(p);
+	uint8_t *data = malloc(8 * PG);
+	fill_pattern(data, 8 * PG, 2, 0);
+	expect_rc(-EINVAL, uvmo_pager_supply_pages(NULL, v, 2 * PG, PG, data));
+	expect_rc(-EINVAL, uvmo_pager_supply_pages(p, NULL, 2 * PG, PG, data));
+	expect_rc(-EINVAL, uvmo_pager_supply_pages(p, v, 2 * PG + 1, PG, data));
+	expect_rc(-EINVAL, uvmo_pager_supply_pages(p, v, 2 * PG, PG + 1, data));
+	expect_rc(-EINVAL, uvmo_pager_supply_pages(p, v, 2 * PG, 100, data));
+	expect_rc(-ERANGE, uvmo_pager_supply_pages(p, v, 2 * PG, 3 * PG, data));
+	expect_rc(-ERANGE, uvmo_pager_supply_pages(p, v, 4 * PG, PG, data));
+	expect_rc(-ERANGE, uvmo_pager_supply_pages(p, v, ~(PG - 1), 2 * PG, data));
+	expect_rc(-ERANGE, uvmo_pager_supply_pages(p, v, 2 * PG, ~(PG - 1), data));
+	free(data);
+	check_untouched(p, v);
+}
+
+Test(pager, supply_to_a_vmo_of_another_pager_or_an_anonymous_vmo_is_enoent, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_t *q = make_pager();
+	uvmo_vmo_t *v = error_fixture(p);
+	uvmo_vmo_t *anon = make_vmo(4 * PG, 0);
+	expect_rc(-ENOENT, uvmo_pager_supply_pages(q, v, 2 * PG, 2 * PG, NULL));
+	expect_rc(-ENOENT, uvmo_pager_supply_pages(p, anon, 0, PG, NULL));
+	write_val(anon, 0, PG, 0x11);
+	uint8_t ones[UVMO_PAGE_SIZE];
+	memset(ones, 0x22, sizeof(ones));
+	expect_rc(-ENOENT, uvmo_pager_supply_pages(p, anon, 0, PG, ones));
+	expect_vmo_val(anon, 0, PG, 0x11);
+	expect_no_request(q, 0);
+	check_untouched(p, v);
+}
+
+Test(pager, op_range_rejects_bad_arguments_and_changes_nothing, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = error_fixture(p);
+	static const uint32_t ops[] = { UVMO_PAGER_OP_FAIL, UVMO_PAGER_OP_DIRTY,
+					UVMO_PAGER_OP_WRITEBACK_BEGIN,
+					UVMO_PAGER_OP_WRITEBACK_BEGIN_ZERO,
+					UVMO_PAGER_OP_WRITEBACK_END, UVMO_PAGER_OP_EVICT };
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		uint32_t op = ops[i];
+		uint64_t d = op == UVMO_PAGER_OP_FAIL ? EIO : 0;
+		cr_assert_eq(uvmo_pager_op_range(NULL, op, v, 0, PG, d), -EINVAL, "op %u NULL pager", op);
+		cr_assert_eq(uvmo_pager_op_range(p, op, NULL, 0, PG, d), -EINVAL, "op %u NULL vmo", op);
+		cr_assert_eq(uvmo_pager_op_range(p, op, v, 1, PG, d), -EINVAL, "op %u unaligned offset", op);
+		cr_assert_eq(uvmo_pager_op_range(p, op, v, 0, PG + 8, d), -EINVAL, "op %u unaligned length", op);
+		cr_assert_eq(uvmo_pager_op_range(p, op, v, 0, 5 * PG, d), -ERANGE, "op %u past the end", op);
+		cr_assert_eq(uvmo_pager_op_range(p, op, v, 4 * PG, PG, d), -ERANGE, "op %u at the end", op);
+		cr_assert_eq(uvmo_pager_op_range(p, op, v, ~(PG - 1), 2 * PG, d), -ERANGE,
+			     "op %u overflowing", op);
+	}
+	expect_rc(-EINVAL, uvmo_pager_op_range(p, 0, v, 0, 4 * PG, 0));
+	expect_rc(-EINVAL, uvmo_pager_op_range(p, 99, v, 0, 4 * PG, 0));
+	expect_rc(-EINVAL, uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, 0, 4 * PG, 12345));
+	/* Page 1 stayed Dirty (not AwaitingClean): END leaves it Dirty. */
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 0, 4 * PG, 0));
+	check_untouched(p, v);
+}
+
+Test(pager, op_range_on_a_vmo_of_another_pager_or_an_anonymous_vmo_is_enoent, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_t *q = make_pager();
+	uvmo_vmo_t *v = error_fixture(p);
+	uvmo_vmo_t *anon = make_vmo(4 * PG, 0);
+	write_val(anon, 0, PG, 0x11);
+	for (uint32_t op = UVMO_PAGER_OP_FAIL; op <= UVMO_PAGER_OP_EVICT; op++) {
+		uint64_t d = op == UVMO_PAGER_OP_FAIL ? EIO : 0;
+		cr_assert_eq(uvmo_pager_op_range(q, op, v, 0, 4 * PG, d), -ENOENT,
+			     "op %u with another pager", op);
+		cr_assert_eq(uvmo_pager_op_range(p, op, anon, 0, 4 * PG, d), -ENOENT,
+			     "op %u on an anonymous VMO", op);
+	}
+	expect_vmo_val(anon, 0, PG, 0x11);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_END, v, 0, 4 * PG, 0));
+	check_untouched(p, v);
+}
+
+Test(pager, query_dirty_ranges_rejects_bad_arguments, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_t *q = make_pager();
+	uvmo_vmo_t *v = error_fixture(p);
+	uvmo_vmo_t *anon = make_vmo(4 * PG, 0);
+	struct uvmo_dirty_range r[4];
+	size_t actual = 77, avail = 77;
+	expect_rc(-EINVAL, uvmo_pager_query_dirty_ranges(NULL, v, 0, 4 * PG, r, 4, &actual, &avail));
+	expect_rc(-EINVAL, uvmo_pager_query_dirty_ranges(p, NULL, 0, 4 * PG, r, 4, &actual, &avail));
+	expect_rc(-EINVAL, uvmo_pager_query_dirty_ranges(p, v, 0, 4 * PG, NULL, 4, &actual, &avail));
+	expect_rc(-EINVAL, uvmo_pager_query_dirty_ranges(p, v, 7, 4 * PG - 8, r, 4, &actual, &avail));
+	expect_rc(-EINVAL, uvmo_pager_query_dirty_ranges(p, v, 0, PG + 1, r, 4, &actual, &avail));
+	expect_rc(-ERANGE, uvmo_pager_query_dirty_ranges(p, v, 0, 5 * PG, r, 4, &actual, &avail));
+	expect_rc(-ERANGE, uvmo_pager_query_dirty_ranges(p, v, ~(PG - 1), 2 * PG, r, 4, &actual, &avail));
+	expect_rc(-ENOENT, uvmo_pager_query_dirty_ranges(q, v, 0, 4 * PG, r, 4, &actual, &avail));
+	expect_rc(-ENOENT, uvmo_pager_query_dirty_ranges(p, anon, 0, 4 * PG, r, 4, &actual, &avail));
+	cr_assert(actual == 77 && avail == 77, "a failed query wrote actual/avail");
+	check_untouched(p, v);
+}
+
+Test(pager, query_vmo_stats_rejects_bad_arguments_and_keeps_the_flag)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_t *q = make_pager();
+	uvmo_vmo_t *v = error_fixture(p); /* written: modified */
+	uvmo_vmo_t *anon = make_vmo(4 * PG, 0);
+	struct uvmo_pager_vmo_stats st;
+	expect_rc(-EINVAL, uvmo_pager_query_vmo_stats(NULL, v, 0, &st));
+	expect_rc(-EINVAL, uvmo_pager_query_vmo_stats(p, NULL, 0, &st));
+	expect_rc(-EINVAL, uvmo_pager_query_vmo_stats(p, v, UVMO_PAGER_RESET_VMO_STATS, NULL));
+	expect_rc(-EINVAL, uvmo_pager_query_vmo_stats(p, v, UVMO_PAGER_RESET_VMO_STATS | 2u, &st));
+	expect_rc(-ENOENT, uvmo_pager_query_vmo_stats(q, v, UVMO_PAGER_RESET_VMO_STATS, &st));
+	expect_rc(-ENOENT, uvmo_pager_query_vmo_stats(p, anon, 0, &st));
+	cr_assert_eq(modified(p, v, 0), 1, "a failed RESET cleared the modified flag");
+}
+
+Test(pager, detach_rejects_bad_arguments, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_t *q = make_pager();
+	uvmo_vmo_t *v = error_fixture(p);
+	uvmo_vmo_t *anon = make_vmo(4 * PG, 0);
+	expect_rc(-EINVAL, uvmo_pager_detach_vmo(NULL, v));
+	expect_rc(-EINVAL, uvmo_pager_detach_vmo(p, NULL));
+	expect_rc(-ENOENT, uvmo_pager_detach_vmo(q, v));
+	expect_rc(-ENOENT, uvmo_pager_detach_vmo(p, anon));
+	expect_no_request(q, 0);
+	check_untouched(p, v);
+}
+
+Test(pager, pager_calls_on_a_closed_handle_of_a_dead_vmo_are_ebadf, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	uvmo_vmo_close(v);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE);
+	struct uvmo_dirty_range dr[2];
+	struct uvmo_pager_vmo_stats st;
+	expect_rc(-EBADF, uvmo_pager_supply_pages(p, v, 0, PG, NULL));
+	expect_rc(-EBADF, uvmo_pager_op_range(p, UVMO_PAGER_OP_FAIL, v, 0, PG, EIO));
+	expect_rc(-EBADF, uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, PG, 0));
+	expect_rc(-EBADF, uvmo_pager_query_dirty_ranges(p, v, 0, PG, dr, 2, NULL, NULL));
+	expect_rc(-EBADF, uvmo_pager_query_vmo_stats(p, v, 0, &st));
+	expect_rc(-EBADF, uvmo_pager_detach_vmo(p, v));
+	/* A closed anonymous handle too. */
+	uvmo_vmo_t *anon = make_vmo(PG, 0);
+	uvmo_vmo_close(anon);
+	expect_rc(-EBADF, uvmo_pager_supply_pages(p, anon, 0, PG, NULL));
+	expect_no_request(p, 50);
+}
+
+Test(pager, a_closed_vmo_handle_refuses_clone_and_io, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_close(v);
+	uvmo_vmo_t *c = NULL;
+	expect_rc(-EBADF, uvmo_vmo_create_child(v, UVMO_CHILD_SLICE, 0, PG, &c));
+	expect_rc(-EBADF, uvmo_vmo_write(v, m, 0, 1));
+	expect_mem_pattern(m, 4 * PG, 1, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* uvmo_vmo_duplicate                                                     */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, duplicate_of_an_anonymous_vmo_shares_content_and_outlives_the_original)
+{
+	uvmo_vmo_t *v = make_vmo(4 * PG, 0);
+	uvmo_vmo_t *d = NULL;
+	expect_ok(uvmo_vmo_duplicate(v, &d));
+	cr_assert_not_null(d);
+	cr_assert_neq(d, v, "the duplicate is the same handle");
+	write_val(v, 0, PG, 0xd1);
+	expect_vmo_val(d, 0, PG, 0xd1);
+	write_val(d, PG, PG, 0xd2);
+	expect_vmo_val(v, PG, PG, 0xd2);
+	cr_assert_eq(info_of(d).id, info_of(v).id, "the duplicate is another VMO");
+	uint8_t *m = map_rw(d);
+	m[2 * PG] = 0xd3;
+	expect_vmo_val(v, 2 * PG, 1, 0xd3);
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m, 4 * PG));
+	uvmo_vmo_close(v);
+	uint8_t x;
+	expect_rc(-EBADF, uvmo_vmo_read(v, &x, 0, 1));
+	expect_vmo_val(d, 0, PG, 0xd1);
+	expect_vmo_val(d, 2 * PG, 1, 0xd3);
+	write_val(d, 3 * PG, PG, 0xd4);
+	expect_vmo_val(d, 3 * PG, PG, 0xd4);
+	uvmo_vmo_close(d);
+	expect_rc(-EBADF, uvmo_vmo_read(d, &x, 0, 1));
+}
+
+Test(pager, duplicate_keeps_the_vmos_frames_until_the_last_handle_closes)
+{
+	uvmo_vmo_t *v = make_vmo(16 * PG, 0);
+	write_val(v, 0, 16 * PG, 1);
+	uint64_t base = stats_now().committed_bytes;
+	uvmo_vmo_t *d = NULL;
+	expect_ok(uvmo_vmo_duplicate(v, &d));
+	cr_assert_eq(stats_now().committed_bytes, base, "duplicating copied frames");
+	uvmo_vmo_close(v);
+	cr_assert_eq(stats_now().committed_bytes, base, "closing one handle freed frames");
+	uvmo_vmo_close(d);
+	cr_assert_leq(stats_now().committed_bytes + 16 * PG, base,
+		      "closing the last handle did not free the frames");
+}
+
+Test(pager, duplicate_of_a_pager_vmo_is_served_through_the_create_handle, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, 66, 4 * PG);
+	uvmo_vmo_t *d = NULL;
+	expect_ok(uvmo_vmo_duplicate(v, &d));
+	struct access a;
+	start_vmo_read(&a, d, PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, 66, v, PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, PG, 1, PG);
+	access_free(&a);
+	supply_pattern(p, v, 2 * PG, 2 * PG, 1);
+	write_val(d, 2 * PG, 1, 0xe1);
+	expect_vmo_val(v, 2 * PG, 1, 0xe1);
+	expect_runs(p, v, "after a write through the duplicate", { 2, 1, 0 });
+	/* The duplicate keeps the VMO alive: no COMPLETE, and the closed
+	 * create handle still serves it. */
+	uvmo_vmo_close(v);
+	expect_no_request(p, 100);
+	supply_pattern(p, v, 0, PG, 1);
+	expect_vmo_pattern(d, 0, PG, 1);
+	expect_vmo_val(d, 2 * PG, 1, 0xe1);
+	uvmo_vmo_close(d);
+	r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE, "got %s", req_type_name(r.type));
+	cr_assert_eq(r.key, 66);
+	cr_assert_eq(r.vmo, v);
+}
+
+Test(pager, duplicate_rejects_null_and_closed_handles)
+{
+	uvmo_vmo_t *v = make_vmo(PG, 0);
+	uvmo_vmo_t *d = NULL;
+	expect_rc(-EINVAL, uvmo_vmo_duplicate(NULL, &d));
+	expect_rc(-EINVAL, uvmo_vmo_duplicate(v, NULL));
+	uvmo_vmo_close(v);
+	expect_rc(-EBADF, uvmo_vmo_duplicate(v, &d));
+	cr_assert_null(d);
+}
+
+Test(pager, duplicate_keeps_the_no_write_right)
+{
+	uvmo_vmo_t *v = make_vmo(PG, 0);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SLICE | UVMO_CHILD_NO_WRITE, 0, PG);
+	uvmo_vmo_t *d = NULL;
+	expect_ok(uvmo_vmo_duplicate(c, &d));
+	uint8_t x = 1;
+	expect_rc(-EACCES, uvmo_vmo_write(d, &x, 0, 1));
+}
