@@ -2140,3 +2140,111 @@ Test(pager, duplicate_keeps_the_no_write_right)
 	uint8_t x = 1;
 	expect_rc(-EACCES, uvmo_vmo_write(d, &x, 0, 1));
 }
+
+/* ---------------------------------------------------------------------- */
+/* concurrency with a background pager                                    */
+/* ---------------------------------------------------------------------- */
+
+#define ST_PAGES 64
+#define ST_THREADS 4
+
+struct st_worker {
+	uint8_t *map;      /* mapping of the whole VMO */
+	uvmo_vmo_t *vmo;
+	int id;
+	uint64_t seed;     /* the pattern the pager supplies */
+	unsigned long accesses;
+};
+
+/* Each worker owns the pages p with p % ST_THREADS == id for writing and
+ * reads every page: a page it does not own holds either the supplied
+ * pattern or its owner's marker bytes at offset 0..7. */
+static void *st_worker_thread(void *arg)
+{
+	struct st_worker *w = arg;
+	uint64_t x = 0x2545f4914f6cdd1dull * (uint64_t)(w->id + 1);
+	for (int i = 0; i < 3000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t page = x % ST_PAGES;
+		uint64_t off = page * PG + 64 + (x >> 32) % (PG - 64);
+		uint8_t b;
+		if (i % 2 == 0 && page % ST_THREADS == (uint64_t)w->id) {
+			w->map[page * PG] = (uint8_t)(0x80 | w->id); /* marker */
+		} else if (i % 3 == 0) {
+			if (uvmo_vmo_read(w->vmo, &b, off, 1) != 0) {
+				thread_fail("worker %d: uvmo_vmo_read failed", w->id);
+				return NULL;
+			}
+			tcheck(b == pattern_byte(w->seed, off),
+			       "worker %d: read 0x%02x at %llu, supplied 0x%02x", w->id, b,
+			       (unsigned long long)off, pattern_byte(w->seed, off));
+		} else {
+			b = w->map[off];
+			tcheck(b == pattern_byte(w->seed, off),
+			       "worker %d: mapped read 0x%02x at %llu, supplied 0x%02x", w->id, b,
+			       (unsigned long long)off, pattern_byte(w->seed, off));
+		}
+		w->accesses++;
+	}
+	return NULL;
+}
+
+Test(pager, threads_faulting_and_reading_while_a_pager_thread_serves_them, .timeout = 60)
+{
+	struct test_pager tp;
+	tp_start(&tp, 11);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, ST_PAGES * PG);
+	uint8_t *m = map_rw(v);
+	struct st_worker w[ST_THREADS];
+	for (int i = 0; i < ST_THREADS; i++)
+		w[i] = (struct st_worker){ .map = m, .vmo = v, .id = i, .seed = 11 };
+	pthread_t t[ST_THREADS];
+	start_workers(t, ST_THREADS, st_worker_thread, w, sizeof(w[0]));
+	join_workers(t, ST_THREADS);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	/* Every page was asked for at most once: nothing is evicted here. */
+	unsigned pages = atomic_load(&tp.read_pages);
+	cr_assert_leq(pages, ST_PAGES, "%u pages asked for, the VMO has %d", pages, ST_PAGES);
+	cr_assert_eq(tp.errors, 0);
+	/* Pages with markers are exactly the dirty ones. */
+	uint8_t *buf = read_all(v, NULL);
+	struct uvmo_dirty_range r[MAX_RUNS];
+	size_t n = dirty_runs(tp.pager, v, 0, ST_PAGES * PG, r);
+	for (uint64_t page = 0; page < ST_PAGES; page++) {
+		bool marked = buf[page * PG] == (uint8_t)(0x80 | (page % ST_THREADS));
+		bool dirty = false;
+		for (size_t i = 0; i < n; i++)
+			dirty |= r[i].offset <= page * PG && page * PG < r[i].offset + r[i].length;
+		cr_assert_eq(marked, dirty, "page %llu: written %d, reported dirty %d",
+			     (unsigned long long)page, marked, dirty);
+		expect_mem_pattern(buf + page * PG + 1, PG - 1, 11, page * PG + 1);
+	}
+	free(buf);
+}
+
+Test(pager, trap_dirty_writers_served_by_a_pager_thread_all_proceed, .timeout = 60)
+{
+	struct test_pager tp;
+	tp_start(&tp, 12);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, UVMO_VMO_TRAP_DIRTY, KEY, ST_PAGES * PG);
+	uint8_t *m = map_rw(v);
+	struct st_worker w[ST_THREADS];
+	for (int i = 0; i < ST_THREADS; i++)
+		w[i] = (struct st_worker){ .map = m, .vmo = v, .id = i, .seed = 12 };
+	pthread_t t[ST_THREADS];
+	start_workers(t, ST_THREADS, st_worker_thread, w, sizeof(w[0]));
+	join_workers(t, ST_THREADS);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	unsigned dirties = atomic_load(&tp.dirties);
+	cr_assert_gt(dirties, 0, "no DIRTY request with TRAP_DIRTY");
+	uint8_t *buf = read_all(v, NULL);
+	unsigned marked = 0;
+	for (uint64_t page = 0; page < ST_PAGES; page++)
+		marked += buf[page * PG] == (uint8_t)(0x80 | (page % ST_THREADS));
+	cr_assert_leq(dirties, marked, "%u DIRTY requests for %u written pages", dirties, marked);
+	free(buf);
+}
