@@ -35,6 +35,11 @@
 #define DIFF_RESTORE        (1u << 9) /* also live snapshots (uvmo_vmo_snapshot), restores
 					* to random earlier ones, and diffs against them */
 
+#define DIFF_PAGER         (1u << 10) /* some roots are pager-backed VMOs, served by a pager
+					* thread of the run that supplies a deterministic
+					* pattern; their slices and at-least-on-write children
+					* join in (single-threaded runs without a pool limit) */
+
 #define DIFF_POOL_LIMIT_BYTES (256u * 4096u)
 
 /* Depth (clone generations below a root) every run of DIFF_MIN_OPS_FOR_DEPTH
