@@ -157,13 +157,14 @@ static inline int take_all_requests(uvmo_pager_t *p, struct uvmo_page_request *o
 			  (unsigned long long)o_, (unsigned long long)l_);    \
 	} while (0)
 
-/* Take requests (waiting up to @ms in all) until their ranges cover every
- * page of [off, off + len); returns how many were taken (at most @max). */
+/* Take requests (waiting up to @ms in all) until the ranges of out[0, n)
+ * cover every page of [off, off + len), where out[0, @have) were taken
+ * before; returns n (at most @max). */
 static inline int take_requests_covering(uvmo_pager_t *p, struct uvmo_page_request *out,
-					 int max, uint64_t off, uint64_t len, int ms)
+					 int have, int max, uint64_t off, uint64_t len, int ms)
 {
 	double deadline = now_seconds() + ms / 1000.0;
-	int n = 0;
+	int n = have;
 	for (;;) {
 		bool covered = true;
 		for (uint64_t o = off; o < off + len && covered; o += PG) {
@@ -225,11 +226,11 @@ static inline size_t dirty_runs(uvmo_pager_t *p, uvmo_vmo_t *v, uint64_t off, ui
 
 /* Assert that the runs of the whole of @v are exactly @n given as
  * {offset, length, options} triples (in pages for offset/length). */
-static inline void expect_runs_impl(uvmo_pager_t *p, uvmo_vmo_t *v, const char *what, size_t n,
-				    const uint64_t (*want)[3])
+static inline void expect_runs_impl(uvmo_pager_t *p, uvmo_vmo_t *v, uint64_t size,
+				    const char *what, size_t n, const uint64_t (*want)[3])
 {
 	struct uvmo_dirty_range r[MAX_RUNS];
-	size_t got = dirty_runs(p, v, 0, size_of(v), r);
+	size_t got = dirty_runs(p, v, 0, size, r);
 	char desc[512] = "";
 	size_t used = 0;
 	for (size_t i = 0; i < got && used < sizeof(desc) - 64; i++)
@@ -251,7 +252,15 @@ static inline void expect_runs_impl(uvmo_pager_t *p, uvmo_vmo_t *v, const char *
 #define expect_runs(p, v, what, ...)                                          \
 	do {                                                                  \
 		static const uint64_t w_[][3] = { __VA_ARGS__ };              \
-		expect_runs_impl((p), (v), (what), sizeof(w_) / sizeof(w_[0]), w_); \
+		expect_runs_impl((p), (v), size_of(v), (what), sizeof(w_) / sizeof(w_[0]), w_); \
+	} while (0)
+
+/* The same for a VMO of @size bytes whose handle may be closed (pager calls
+ * accept the create handle; uvmo_vmo_get_size does not). */
+#define expect_runs_sized(p, v, size, what, ...)                              \
+	do {                                                                  \
+		static const uint64_t w_[][3] = { __VA_ARGS__ };              \
+		expect_runs_impl((p), (v), (size), (what), sizeof(w_) / sizeof(w_[0]), w_); \
 	} while (0)
 
 /* ---------------------------------------------------------------------- */
