@@ -805,6 +805,49 @@ Test(pager, op_zero_of_supplied_pages_is_reported_as_a_zero_run, .timeout = 20)
 	expect_runs(p, v, "after ZERO of pages 2-3", { 2, 2, UVMO_DIRTY_RANGE_IS_ZERO });
 }
 
+/* Found by the DIFF_PAGER differential run (seeds 41 and 0x9a9e2, shrunk
+ * to: pager VMO of 3 pages, grow to 41, ZERO pages 29-39).  Smallest form:
+ * nothing supplied, grow 1 -> 2 pages, ZERO page 1; the validation build
+ * aborted in pl_consistent ("page list chunks miscounted or empty"). */
+Test(pager, zero_in_the_grown_tail_of_an_unsupplied_pager_vmo_keeps_it_consistent, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, UVMO_VMO_RESIZABLE, KEY, PG); /* nothing supplied */
+	expect_ok(uvmo_vmo_set_size(v, 2 * PG));
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, PG, PG));
+	expect_vmo_val(v, PG, PG, 0);
+	struct uvmo_dirty_range r[MAX_RUNS];
+	size_t n = dirty_runs(p, v, 0, 2 * PG, r);
+	cr_assert(n == 1 && r[0].offset == PG && r[0].length == PG,
+		  "%zu runs, first [%llu, +%llu): expected page 1 alone", n,
+		  n ? (unsigned long long)r[0].offset : 0ull, n ? (unsigned long long)r[0].length : 0ull);
+	supply_pattern(p, v, 0, PG, 1);
+	expect_vmo_pattern(v, 0, PG, 1);
+	expect_no_request(p, 0);
+}
+
+Test(pager, zero_of_part_of_a_large_grown_tail_keeps_the_vmo_consistent, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, UVMO_VMO_RESIZABLE, KEY, 3 * PG);
+	expect_ok(uvmo_vmo_set_size(v, 41 * PG));
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, 29 * PG, 11 * PG));
+	supply_pattern(p, v, 0, 3 * PG, 1);
+	expect_vmo_pattern(v, 0, 3 * PG, 1);
+	expect_vmo_val(v, 3 * PG, 38 * PG, 0);
+	struct uvmo_dirty_range r[MAX_RUNS];
+	size_t n = dirty_runs(p, v, 0, 41 * PG, r);
+	uint64_t covered = 0;
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_geq(r[i].offset, 3 * PG, "run [%llu, +%llu) covers supplied pages",
+			      (unsigned long long)r[i].offset, (unsigned long long)r[i].length);
+		covered += r[i].length;
+	}
+	cr_assert_eq(covered, 38 * PG, "the grown pages are reported as %llu dirty bytes",
+		     (unsigned long long)covered);
+	expect_no_request(p, 0);
+}
+
 Test(pager, runs_reported_as_zero_read_zero, .timeout = 20)
 {
 	uvmo_pager_t *p = make_pager();
