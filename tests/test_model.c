@@ -190,6 +190,11 @@ Test(model, close_merge_churn, .timeout = 300)
 Test(model, differential_pager_seed_1, .timeout = 300) { run(41, OPS, DIFF_PAGER); }
 Test(model, differential_pager_seed_2, .timeout = 300) { run(0x9a9e2, OPS, DIFF_PAGER); }
 Test(model, differential_pager_churn, .timeout = 300) { run(43, OPS, DIFF_PAGER | DIFF_CHURN); }
+/* The same without at-least-on-write children: pager roots and slices. */
+Test(model, differential_pager_slices_only, .timeout = 300)
+{
+	run(44, OPS, DIFF_PAGER | DIFF_PAGER_SLICES_ONLY);
+}
 
 /* Two threads on disjoint VMO trees at once. */
 Test(model, two_threads_disjoint_trees, .timeout = 300)

@@ -576,12 +576,26 @@ static int pager_start(struct diff_ctx *c)
 	return 0;
 }
 
+/* Stops the pager thread and takes whatever requests are left (at the end
+ * of a run: the COMPLETEs of the VMOs just closed; uvmo keeps a dead pager
+ * VMO's node until its owner has taken its COMPLETE).  The pager stays. */
+static void pager_quiesce(struct diff_ctx *c)
+{
+	struct uvmo_page_request reqs[16];
+
+	if (!c->pager || atomic_load(&c->pager_stop))
+		return;
+	atomic_store(&c->pager_stop, true);
+	pthread_join(c->pager_thread, NULL);
+	while (uvmo_pager_get_requests(c->pager, reqs, 16, 0) > 0)
+		;
+}
+
 static void pager_stop(struct diff_ctx *c)
 {
 	if (!c->pager)
 		return;
-	atomic_store(&c->pager_stop, true);
-	pthread_join(c->pager_thread, NULL);
+	pager_quiesce(c);
 	uvmo_pager_destroy(c->pager);
 	c->pager = NULL;
 }
@@ -723,6 +737,12 @@ static int check_global(struct diff_ctx *c, bool final)
 	if (rc != 0)
 		return diverge(c, "uvmo_get_stats returned %s", errno_name(rc));
 	if (final) {
+		if (c->pager) {
+			pager_quiesce(c);
+			rc = uvmo_get_stats(&st);
+			if (rc != 0)
+				return diverge(c, "uvmo_get_stats returned %s", errno_name(rc));
+		}
 		if (st.committed_bytes || st.host_bytes || st.vmos || st.nodes || st.hidden_nodes)
 			return diverge(c,
 				       "after closing everything: committed_bytes %" PRIu64
@@ -1699,6 +1719,8 @@ static bool gen_child(struct diff_ctx *c, struct diff_op *op)
 		if (type == UVMO_CHILD_SNAPSHOT && !chance(c, 1, 8))
 			type = UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE;
 		if (type == UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE && parent->m->resizable)
+			return false;
+		if (type == UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE && (c->flags & DIFF_PAGER_SLICES_ONLY))
 			return false;
 	}
 

@@ -40,6 +40,9 @@
 					* pattern; their slices and at-least-on-write children
 					* join in (single-threaded runs without a pool limit) */
 
+#define DIFF_PAGER_SLICES_ONLY (1u << 10) /* with DIFF_PAGER: no at-least-on-write
+					    * children in pager-backed trees */
+
 #define DIFF_POOL_LIMIT_BYTES (256u * 4096u)
 
 /* Depth (clone generations below a root) every run of DIFF_MIN_OPS_FOR_DEPTH
