@@ -1473,6 +1473,36 @@ Test(pager, a_slow_pager_is_waited_for, .timeout = 20)
 	expect_no_thread_failure();
 }
 
+Test(pager, shrinking_a_pager_vmo_releases_waiters_in_the_cut_range, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, UVMO_VMO_RESIZABLE, KEY, 8 * PG);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R | UVMO_VMAR_ALLOW_FAULTS, v, 0, 8 * PG);
+	struct access a, b, c;
+	start_vmo_read(&a, v, 6 * PG, PG);
+	start_map_read(&b, m, 7 * PG, PG);
+	start_vmo_read(&c, v, PG, PG); /* below the cut: keeps waiting */
+	struct uvmo_page_request r[16];
+	int n = take_requests_covering(p, r, 0, 16, 6 * PG, 2 * PG, WAIT_MS);
+	n = take_requests_covering(p, r, n, 16, PG, PG, WAIT_MS);
+	expect_ok(uvmo_vmo_set_size(v, 4 * PG));
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	cr_assert_lt(a.rc, 0, "a read of a page cut away while it waited returned %d", a.rc);
+	cr_assert_eq(b.sig, SIGBUS, "a fault on a page cut away while it waited gave %s",
+		     sig_name(b.sig));
+	expect_access_waiting(&c, 100);
+	supply_pattern(p, v, PG, PG, 1);
+	expect_access_done(&c, WAIT_MS);
+	expect_rc(0, c.rc);
+	expect_mem_pattern(c.buf, PG, 1, PG);
+	access_free(&a);
+	access_free(&b);
+	access_free(&c);
+	/* A supply of the stale request's range is past the end now. */
+	expect_rc(-ERANGE, uvmo_pager_supply_pages(p, v, 6 * PG, 2 * PG, NULL));
+}
+
 /* ---------------------------------------------------------------------- */
 /* COMPLETE when the VMO dies                                             */
 /* ---------------------------------------------------------------------- */
@@ -1848,16 +1878,23 @@ Test(pager, pager_create_vmo_rejects_bad_arguments)
 	uvmo_vmo_close(v);
 }
 
-Test(pager, calls_on_a_destroyed_pager_fail)
+/* uvmo.h lists -EBUSY ("pager destroyed") for create_vmo and get_requests. */
+Test(pager, create_vmo_on_a_destroyed_pager_is_ebusy)
 {
 	uvmo_pager_t *p = make_pager();
 	uvmo_pager_destroy(p);
 	uvmo_vmo_t *v = NULL;
 	expect_rc(-EBUSY, uvmo_pager_create_vmo(p, 0, KEY, PG, &v));
 	cr_assert_null(v);
+	uvmo_pager_destroy(NULL); /* ignored */
+}
+
+Test(pager, get_requests_on_a_destroyed_pager_is_ebusy)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_destroy(p);
 	struct uvmo_page_request r;
 	expect_rc(-EBUSY, uvmo_pager_get_requests(p, &r, 1, 0));
-	uvmo_pager_destroy(NULL); /* ignored */
 }
 
 Test(pager, pager_fd_of_null_fails)
