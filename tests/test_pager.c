@@ -2328,3 +2328,212 @@ Test(pager, trap_dirty_writers_served_by_a_pager_thread_all_proceed, .timeout = 
 	cr_assert_leq(dirties, marked, "%u DIRTY requests for %u written pages", dirties, marked);
 	free(buf);
 }
+
+/* ---------------------------------------------------------------------- */
+/* more interplay                                                         */
+/* ---------------------------------------------------------------------- */
+
+Test(pager, requests_go_to_the_pager_of_the_vmo, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_pager_t *q = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, 1, 4 * PG);
+	uvmo_vmo_t *w = make_pager_vmo(q, 0, 2, 4 * PG);
+	struct access a;
+	start_vmo_read(&a, w, 2 * PG, PG);
+	struct uvmo_page_request r = take_request(q, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, 2, w, 2 * PG, PG);
+	expect_no_request(p, 100);
+	cr_assert(!pager_fd_readable(p, 0), "the other pager's descriptor became readable");
+	supply_pattern(q, w, r.offset, r.length, 2);
+	expect_access_done(&a, WAIT_MS);
+	access_free(&a);
+	(void)v;
+}
+
+struct taker {
+	uvmo_pager_t *pager;
+	atomic_bool *stop;
+	struct uvmo_page_request got[256];
+	int n;
+};
+
+static void *taker_thread(void *arg)
+{
+	struct taker *t = arg;
+	while (!atomic_load(t->stop) && t->n < 256) {
+		int rc = uvmo_pager_get_requests(t->pager, t->got + t->n, 1, 10);
+		if (rc < 0) {
+			thread_fail("get_requests returned %d", rc);
+			return NULL;
+		}
+		for (int i = 0; i < rc; i++)
+			if (uvmo_pager_supply_pages(t->pager, t->got[t->n + i].vmo,
+						    t->got[t->n + i].offset, t->got[t->n + i].length,
+						    NULL) != 0)
+				thread_fail("supply failed");
+		t->n += rc;
+	}
+	return NULL;
+}
+
+Test(pager, concurrent_get_requests_callers_get_disjoint_requests, .timeout = 30)
+{
+	uvmo_pager_t *p = make_pager();
+	enum { VMOS = 16 };
+	uvmo_vmo_t *v[VMOS];
+	for (int i = 0; i < VMOS; i++)
+		v[i] = make_pager_vmo(p, 0, (uint64_t)i, 4 * PG);
+	atomic_bool stop = false;
+	struct taker t[2] = { { .pager = p, .stop = &stop }, { .pager = p, .stop = &stop } };
+	pthread_t tt[2];
+	start_workers(tt, 2, taker_thread, t, sizeof(t[0]));
+	/* Non-adjacent pages of many VMOs, from several threads at once. */
+	struct access a[VMOS][2];
+	for (int i = 0; i < VMOS; i++) {
+		start_vmo_read(&a[i][0], v[i], 0, PG);
+		start_vmo_read(&a[i][1], v[i], 2 * PG, PG);
+	}
+	for (int i = 0; i < VMOS; i++)
+		for (int j = 0; j < 2; j++) {
+			expect_access_done(&a[i][j], WAIT_MS);
+			expect_rc(0, a[i][j].rc);
+			expect_mem_val(a[i][j].buf, PG, 0);
+			access_free(&a[i][j]);
+		}
+	atomic_store(&stop, true);
+	join_workers(tt, 2);
+	expect_no_thread_failure();
+	/* No page was handed out twice (each was asked for once and supplied
+	 * at once, so a duplicate means one request went to both callers). */
+	for (int x = 0; x < 2; x++)
+		for (int i = 0; i < t[x].n; i++)
+			for (int y = 0; y < 2; y++)
+				for (int j = 0; j < t[y].n; j++) {
+					if (x == y && i == j)
+						continue;
+					const struct uvmo_page_request *r = &t[x].got[i], *s = &t[y].got[j];
+					bool overlap = r->vmo == s->vmo && r->offset < s->offset + s->length &&
+						       s->offset < r->offset + r->length;
+					cr_assert(!overlap,
+						  "key %llu page %llu handed out twice (callers %d and %d)",
+						  (unsigned long long)r->key,
+						  (unsigned long long)(r->offset / PG), x, y);
+				}
+	cr_assert_geq(t[0].n + t[1].n, VMOS, "only %d requests for %d VMOs", t[0].n + t[1].n,
+		      VMOS);
+}
+
+Test(pager, commit_of_a_pager_vmo_asks_for_absent_pages_and_keeps_them_clean, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 21);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 8 * PG);
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_COMMIT, 2 * PG, 4 * PG));
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	cr_assert_geq(atomic_load(&tp.read_pages), 4, "COMMIT of 4 absent pages asked for %u",
+		      atomic_load(&tp.read_pages));
+	/* Present now (the pager thread is gone: a request would hang; the
+	 * reads run in threads with a bound). */
+	struct access a;
+	start_vmo_read(&a, v, 2 * PG, 4 * PG);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, 4 * PG, 21, 2 * PG);
+	access_free(&a);
+	expect_clean(tp.pager, v, 0, 8 * PG);
+	cr_assert_eq(modified(tp.pager, v, 0), 0, "COMMIT set modified");
+}
+
+Test(pager, evicted_page_written_through_a_mapping_asks_again_then_takes_the_write, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uint8_t *m = map_rw(v);
+	m[PG] = 0x51; /* writable in the mapping, Dirty */
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 0, 4 * PG);
+	expect_rc(4, uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 4 * PG, 0));
+	struct access a;
+	start_map_write(&a, m, PG + 1, 1, 0x52);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, PG, PG);
+	expect_access_waiting(&a, 30);
+	/* The pager supplies what it wrote back. */
+	uint8_t page[UVMO_PAGE_SIZE];
+	fill_pattern(page, PG, 1, PG);
+	page[0] = 0x51;
+	expect_ok(uvmo_pager_supply_pages(p, v, PG, PG, page));
+	if (r.offset != PG || r.length != PG)
+		supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	access_free(&a);
+	cr_assert_eq(m[PG], 0x51);
+	cr_assert_eq(m[PG + 1], 0x52);
+	expect_runs(p, v, "after the write", { 1, 1, 0 });
+}
+
+struct sys_read {
+	int fd;
+	uint8_t *dst;
+	size_t len;
+	ssize_t rc;
+	int err;
+	atomic_bool done;
+};
+
+static void *sys_read_thread(void *arg)
+{
+	struct sys_read *sr = arg;
+	sr->rc = read(sr->fd, sr->dst, sr->len);
+	sr->err = sr->rc < 0 ? errno : 0;
+	atomic_store(&sr->done, true);
+	return NULL;
+}
+
+Test(pager, read_syscall_into_an_absent_mapped_page_waits_for_the_pager, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, KEY, 4 * PG);
+	uint8_t *m = map_rw(v);
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	uint8_t msg[100];
+	memset(msg, 0x6b, sizeof(msg));
+	cr_assert_eq(write(fds[1], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	/* read(2) into page 2, never supplied: the kernel's access must wait
+	 * for the pager like any other (not fail with EFAULT). */
+	struct sys_read sr = { .fd = fds[0], .dst = m + 2 * PG + 10, .len = sizeof(msg) };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, sys_read_thread, &sr), 0);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	usleep(30 * 1000);
+	cr_assert(!atomic_load(&sr.done), "read(2) finished before the supply: rc %zd errno %d",
+		  sr.rc, sr.err);
+	supply_pattern(p, v, r.offset, r.length, 4);
+	double deadline = now_seconds() + WAIT_MS / 1000.0;
+	while (!atomic_load(&sr.done) && now_seconds() < deadline)
+		usleep(1000);
+	cr_assert(atomic_load(&sr.done), "read(2) still waits after the supply");
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(sr.rc, (ssize_t)sizeof(msg), "read(2) returned %zd (errno %d)", sr.rc, sr.err);
+	expect_mem_pattern(m + 2 * PG, 10, 4, 2 * PG);
+	expect_mem_val(m + 2 * PG + 10, sizeof(msg), 0x6b);
+	expect_mem_pattern(m + 2 * PG + 110, PG - 110, 4, 2 * PG + 110);
+	expect_runs(p, v, "after read(2) wrote the page", { 2, 1, 0 });
+	close(fds[0]);
+	close(fds[1]);
+}
+
+Test(pager, zero_and_resize_set_the_modified_flag, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_RESIZABLE, 4, 1);
+	cr_assert_eq(modified(p, v, UVMO_PAGER_RESET_VMO_STATS), 0);
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, 10, 20));
+	cr_assert_eq(modified(p, v, UVMO_PAGER_RESET_VMO_STATS), 1, "ZERO did not set modified");
+	expect_ok(uvmo_vmo_set_size(v, 2 * PG));
+	cr_assert_eq(modified(p, v, UVMO_PAGER_RESET_VMO_STATS), 1, "a shrink did not set modified");
+}
