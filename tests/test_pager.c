@@ -1789,6 +1789,77 @@ Test(pager, at_least_on_write_child_write_of_an_absent_page_asks_the_parents_pag
 	expect_clean(p, v, 0, 4 * PG);
 }
 
+/* Found by the DIFF_PAGER differential run (seeds 43 and 0x9a9e2). */
+Test(pager, at_least_on_write_child_of_a_slice_reads_zero_past_the_slices_end, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 31);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 10 * PG);
+	uvmo_vmo_t *s = make_child(v, UVMO_CHILD_SLICE, 2 * PG, 4 * PG);
+	/* Child page 0 is slice page 3 (root page 5); the rest lies past the
+	 * slice's end and must read zero, not root pages 6-9. */
+	uvmo_vmo_t *c = make_child(s, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 3 * PG, 8 * PG);
+	uint8_t buf[UVMO_PAGE_SIZE];
+	expect_ok(uvmo_vmo_read(c, buf, 0, PG));
+	expect_mem_pattern(buf, PG, 31, 5 * PG);
+	expect_vmo_val(c, PG, 7 * PG, 0);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, c, 0, 8 * PG);
+	expect_mem_val(m + PG, 7 * PG, 0);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+}
+
+/* Found by the DIFF_PAGER differential run (seed 41).  The pages are absent
+ * in the parent (never read) when the child zeroes them. */
+Test(pager, zero_of_a_whole_at_least_on_write_child_makes_it_read_zero, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 32);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 44 * PG);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 44 * PG);
+	expect_ok(uvmo_vmo_op_range(c, UVMO_OP_ZERO, 0, 44 * PG));
+	expect_vmo_val(c, 0, 44 * PG, 0);
+	/* The parent keeps its content, and later parent writes do not show. */
+	expect_vmo_pattern(v, 0, 44 * PG, 32);
+	write_val(v, 3 * PG, PG, 0x77);
+	expect_vmo_val(c, 3 * PG, PG, 0);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+}
+
+Test(pager, decommit_of_an_at_least_on_write_child_over_absent_parent_pages_reads_zero, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 34);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 4 * PG);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	/* On a clone DECOMMIT behaves as ZERO (docs/api.md). */
+	expect_ok(uvmo_vmo_op_range(c, UVMO_OP_DECOMMIT, PG, 2 * PG));
+	expect_vmo_pattern(c, 0, PG, 34);
+	expect_vmo_val(c, PG, 2 * PG, 0);
+	expect_vmo_pattern(c, 3 * PG, PG, 34);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+}
+
+Test(pager, zero_of_part_of_an_at_least_on_write_child_makes_that_part_read_zero, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 33);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 8 * PG);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 8 * PG);
+	expect_vmo_pattern(c, 0, 8 * PG, 33);
+	expect_ok(uvmo_vmo_op_range(c, UVMO_OP_ZERO, 2 * PG, 2 * PG));
+	expect_ok(uvmo_vmo_op_range(c, UVMO_OP_ZERO, 5 * PG + 7, 9));
+	expect_vmo_pattern(c, 0, 2 * PG, 33);
+	expect_vmo_val(c, 2 * PG, 2 * PG, 0);
+	expect_vmo_pattern(c, 4 * PG, PG + 7, 33);
+	expect_vmo_val(c, 5 * PG + 7, 9, 0);
+	expect_vmo_pattern(c, 5 * PG + 16, 3 * PG - 16, 33);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+}
+
 Test(pager, snapshot_modified_child_snapshots_modified_pages_and_follows_the_others, .timeout = 20)
 {
 	uvmo_pager_t *p = make_pager();
