@@ -1900,6 +1900,157 @@ Test(pager, snapshot_modified_child_writes_are_its_own, .timeout = 20)
 	expect_vmo_val(c, 2 * PG, PG, 0xb3);
 }
 
+Test(pager, at_least_on_write_child_sees_a_new_supply_after_the_parent_evicts, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	uint8_t *mc = map_vmo(root_vmar(), PERM_R, c, 0, 4 * PG);
+	expect_mem_pattern(mc, 4 * PG, 1, 0); /* the child has seen (and mapped) every page */
+	expect_vmo_pattern(c, 0, 4 * PG, 1);
+	expect_rc(4, uvmo_pager_op_range(p, UVMO_PAGER_OP_EVICT, v, 0, 4 * PG, 0));
+	/* The pager's content changed meanwhile: the child must show it. */
+	supply_pattern(p, v, 0, 2 * PG, 2);
+	expect_vmo_pattern(c, 0, 2 * PG, 2);
+	expect_mem_pattern(mc, 2 * PG, 2, 0);
+	/* A child read of an evicted page asks the parent's pager again: the
+	 * evicted content is gone.  Through a call (page 3) ... */
+	struct access a;
+	start_vmo_read(&a, c, 3 * PG, PG);
+	struct uvmo_page_request r;
+	int n = uvmo_pager_get_requests(p, &r, 1, 1000);
+	if (n != 1) {
+		expect_access_done(&a, WAIT_MS);
+		cr_assert_fail("a child read of evicted page 3 asked nothing and returned %d with %s content",
+			       a.rc, a.buf[0] == pattern_byte(1, 3 * PG) ? "the evicted (seed 1)" : "other");
+	}
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 3 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 3);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	expect_mem_pattern(a.buf, PG, 3, 3 * PG);
+	access_free(&a);
+	/* ... and through the child's mapping (page 2). */
+	start_map_read(&a, mc, 2 * PG, PG);
+	n = uvmo_pager_get_requests(p, &r, 1, 1000);
+	if (n != 1) {
+		expect_access_done(&a, WAIT_MS);
+		cr_assert_fail("a read of evicted page 2 through the child's mapping asked nothing and gave %s, %s content",
+			       sig_name(a.sig),
+			       a.buf[0] == pattern_byte(1, 2 * PG) ? "the evicted (seed 1)" : "other");
+	}
+	expect_request_covers(r, UVMO_PAGER_READ, KEY, v, 2 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 4);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	expect_mem_pattern(a.buf, PG, 4, 2 * PG);
+	access_free(&a);
+}
+
+Test(pager, at_least_on_write_child_follows_parent_zero_and_shrink, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_RESIZABLE, 8, 1);
+	uvmo_vmo_t *c = NULL;
+	int rc = uvmo_vmo_create_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 8 * PG, &c);
+	if (rc == -ENOTSUP)
+		cr_skip_test("at-least-on-write children of a resizable pager VMO are refused");
+	expect_ok(rc);
+	uint8_t *mc = map_vmo(root_vmar(), PERM_R, c, 0, 8 * PG);
+	expect_mem_pattern(mc, 8 * PG, 1, 0);
+	expect_ok(uvmo_vmo_op_range(v, UVMO_OP_ZERO, PG, PG));
+	expect_vmo_val(c, PG, PG, 0);
+	expect_mem_val(mc + PG, PG, 0);
+	expect_ok(uvmo_vmo_set_size(v, 4 * PG));
+	expect_vmo_val(c, 4 * PG, 4 * PG, 0);
+	expect_mem_val(mc + 4 * PG, 4 * PG, 0);
+	/* Growing the parent again never brings the old pages back. */
+	expect_ok(uvmo_vmo_set_size(v, 8 * PG));
+	expect_vmo_val(c, 4 * PG, 4 * PG, 0);
+	expect_vmo_pattern(c, 2 * PG, 2 * PG, 1);
+}
+
+Test(pager, at_least_on_write_child_writes_send_no_dirty_request_to_the_parents_pager, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, UVMO_VMO_TRAP_DIRTY, 4, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	uint8_t *mc = map_rw(c);
+	struct access a, b;
+	start_vmo_write(&a, c, PG, 8, 0x41);
+	start_map_write(&b, mc, 2 * PG, 8, 0x42);
+	expect_access_done(&a, WAIT_MS);
+	expect_access_done(&b, WAIT_MS);
+	expect_rc(0, a.rc);
+	cr_assert_eq(b.sig, 0);
+	access_free(&a);
+	access_free(&b);
+	expect_no_request(p, 100);
+	expect_clean(p, v, 0, 4 * PG);
+}
+
+Test(pager, a_pager_vmo_kept_alive_by_its_at_least_on_write_child_completes_after_it, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = make_pager_vmo(p, 0, 91, 4 * PG);
+	supply_pattern(p, v, 0, 2 * PG, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	uvmo_vmo_close(v);
+	expect_no_request(p, 200);
+	/* The child still reads through to the pager, with the closed handle
+	 * in the request. */
+	expect_vmo_pattern(c, 0, 2 * PG, 1);
+	struct access a;
+	start_vmo_read(&a, c, 3 * PG, PG);
+	struct uvmo_page_request r = take_request(p, WAIT_MS);
+	expect_request_covers(r, UVMO_PAGER_READ, 91, v, 3 * PG, PG);
+	supply_pattern(p, v, r.offset, r.length, 1);
+	expect_access_done(&a, WAIT_MS);
+	expect_rc(0, a.rc);
+	access_free(&a);
+	uvmo_vmo_close(c);
+	r = take_request(p, WAIT_MS);
+	cr_assert_eq(r.type, UVMO_PAGER_COMPLETE, "got %s", req_type_name(r.type));
+	cr_assert_eq(r.key, 91);
+}
+
+Test(pager, clones_of_an_at_least_on_write_child_other_than_slices_are_refused, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	uvmo_vmo_t *x = NULL;
+	expect_rc(-ENOTSUP, uvmo_vmo_create_child(c, UVMO_CHILD_SNAPSHOT, 0, 4 * PG, &x));
+	expect_rc(-ENOTSUP, uvmo_vmo_create_child(c, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG, &x));
+	expect_rc(-ENOTSUP, uvmo_vmo_create_child(c, UVMO_CHILD_SNAPSHOT_MODIFIED, 0, 4 * PG, &x));
+	cr_assert_null(x);
+	/* A slice of it is a window on the child. */
+	write_val(c, PG, PG, 0x43);
+	uvmo_vmo_t *s = make_child(c, UVMO_CHILD_SLICE, PG, 2 * PG);
+	expect_vmo_val(s, 0, PG, 0x43);
+	write_val(v, 2 * PG, PG, 0x44); /* the child follows, so the slice does */
+	expect_vmo_val(s, PG, PG, 0x44);
+	write_val(s, PG, 1, 0x45);
+	expect_vmo_val(c, 2 * PG, 1, 0x45);
+	expect_vmo_val(v, 2 * PG, 1, 0x44);
+}
+
+Test(pager, snapshot_modified_follows_pages_written_back_before_the_clone, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *v = supplied_vmo(p, 0, 4, 1);
+	write_val(v, PG, PG, 0xa1);
+	writeback(p, v, UVMO_PAGER_OP_WRITEBACK_BEGIN, 0, 4 * PG); /* Clean again */
+	write_val(v, 2 * PG, PG, 0xa2);
+	expect_ok(uvmo_pager_op_range(p, UVMO_PAGER_OP_WRITEBACK_BEGIN, v, 2 * PG, PG, 0));
+	/* page 1 Clean (written back), page 2 AwaitingClean (not Clean) */
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_MODIFIED, 0, 4 * PG);
+	write_val(v, PG, PG, 0xb1);
+	write_val(v, 2 * PG, PG, 0xb2);
+	expect_vmo_val(c, PG, PG, 0xb1);  /* Clean at the clone: follows */
+	expect_vmo_val(c, 2 * PG, PG, 0xa2); /* not Clean at the clone: snapshotted */
+}
+
 Test(pager, closing_a_child_leaves_the_pager_vmo_working, .timeout = 20)
 {
 	uvmo_pager_t *p = make_pager();
