@@ -1124,10 +1124,8 @@ static uint64_t wb_pass(uvmo_pager_t *p, uvmo_vmo_t *v, uint8_t *store)
 	return pages;
 }
 
-Test(pager, writeback_racing_with_mapped_writers_loses_no_write, .timeout = 60)
+static void writeback_race(uvmo_pager_t *p, uvmo_vmo_t *v)
 {
-	uvmo_pager_t *p = make_pager();
-	uvmo_vmo_t *v = supplied_vmo(p, 0, WB_PAGES, 1);
 	uint8_t *m = map_rw(v);
 	/* The backing store: what the pager holds (supplied, then written back). */
 	uint8_t *store = malloc(WB_PAGES * PG);
@@ -1179,6 +1177,26 @@ Test(pager, writeback_racing_with_mapped_writers_loses_no_write, .timeout = 60)
 	expect_vmo_matches(v, 0, m, WB_PAGES * PG);
 	free(now);
 	free(store);
+}
+
+Test(pager, writeback_racing_with_mapped_writers_loses_no_write, .timeout = 60)
+{
+	uvmo_pager_t *p = make_pager();
+	writeback_race(p, supplied_vmo(p, 0, WB_PAGES, 1));
+}
+
+/* The same with TRAP_DIRTY: a pager thread acknowledges the DIRTY requests
+ * (first writes, and writes to pages being written back). */
+Test(pager, writeback_racing_with_mapped_writers_of_a_trap_dirty_vmo_loses_no_write, .timeout = 60)
+{
+	struct test_pager tp;
+	tp_start(&tp, 1);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, UVMO_VMO_TRAP_DIRTY, KEY, WB_PAGES * PG);
+	supply_pattern(tp.pager, v, 0, WB_PAGES * PG, 1);
+	writeback_race(tp.pager, v);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	cr_assert_gt(atomic_load(&tp.dirties), 0, "no DIRTY request");
 }
 
 /* ---------------------------------------------------------------------- */
