@@ -113,6 +113,48 @@ Test(model, model_contract_errors)
 	model_close(m);
 }
 
+Test(model, model_follow_shows_the_parents_current_content_until_written)
+{
+	struct model_vmo *p = model_pager_create(3 * PG, false, 5);
+	struct model_vmo *c = model_follow(p, PG, 3 * PG);
+	uint8_t x = 0x11, y = 0x22;
+
+	cr_assert_eq(byte_at(c, 7), model_pager_byte(5, PG + 7));
+	cr_assert_eq(byte_at(c, 2 * PG + 7), 0, "past the parent's end reads zero");
+	model_write(p, PG + 8, &x, 1);
+	cr_assert_eq(byte_at(c, 8), 0x11, "a later parent write shows through");
+	model_write(c, 9, &y, 1);
+	cr_assert_eq(byte_at(c, 8), 0x11, "the first write copies the parent's current page");
+	cr_assert_eq(byte_at(p, PG + 9), model_pager_byte(5, PG + 9),
+		     "the parent must not see child writes");
+	model_write(p, PG + 8, &y, 1);
+	cr_assert_eq(byte_at(c, 8), 0x11, "a written page no longer follows");
+	model_write(p, 2 * PG, &x, 1);
+	cr_assert_eq(byte_at(c, PG), 0x11, "unwritten pages still follow");
+	model_close(p);
+	cr_assert_eq(byte_at(c, PG), 0x11, "the closed parent still shows through");
+	c->resizable = true;
+	model_resize(c, PG);
+	model_resize(c, 2 * PG);
+	cr_assert_eq(byte_at(c, PG), 0, "growing never reveals the parent again");
+	cr_assert_eq(byte_at(c, 9), 0x22);
+	model_close(c);
+}
+
+Test(model, model_pager_contract)
+{
+	struct model_vmo *p = NULL, *c = NULL;
+
+	cr_assert_eq(model_api_pager_create(PG + 1, 0, 1, &p), -EINVAL);
+	cr_assert_eq(model_api_pager_create(PG, UVMO_VMO_DISCARDABLE, 1, &p), -EINVAL);
+	cr_assert_eq(model_api_pager_create(2 * PG, 0, 1, &p), 0);
+	cr_assert_eq(model_api_create_child(p, UVMO_CHILD_SNAPSHOT, 0, PG, &c), -ENOTSUP);
+	cr_assert_eq(model_api_create_child(p, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, PG, &c), 0);
+	cr_assert_eq(model_info_flags(c), UVMO_INFO_SNAPSHOT);
+	model_close(c);
+	model_close(p);
+}
+
 /* ---- differential runs ------------------------------------------------ */
 
 /* The general generator: every operation, every clone type, error cases. */
@@ -141,6 +183,17 @@ Test(model, snapshot_chains_depth_8, .timeout = 300)
 Test(model, close_merge_churn, .timeout = 300)
 {
 	run(9, OPS, DIFF_CHURN);
+}
+
+/* Pager-backed roots served by a pager thread, with slices and
+ * at-least-on-write children that follow their parent's current content. */
+Test(model, differential_pager_seed_1, .timeout = 300) { run(41, OPS, DIFF_PAGER); }
+Test(model, differential_pager_seed_2, .timeout = 300) { run(0x9a9e2, OPS, DIFF_PAGER); }
+Test(model, differential_pager_churn, .timeout = 300) { run(43, OPS, DIFF_PAGER | DIFF_CHURN); }
+/* The same without at-least-on-write children: pager roots and slices. */
+Test(model, differential_pager_slices_only, .timeout = 300)
+{
+	run(44, OPS, DIFF_PAGER | DIFF_PAGER_SLICES_ONLY);
 }
 
 /* Two threads on disjoint VMO trees at once. */

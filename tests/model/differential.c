@@ -13,6 +13,14 @@
  * arguments, wrong VMO kinds, closed handles ...), always with exactly one
  * thing wrong, because the header does not order the checks when several
  * apply.  The model (model_api_*) predicts the errno.
+ *
+ * With DIFF_PAGER some roots are pager-backed (uvmo_pager_create_vmo): a
+ * pager thread of the run answers every READ with model_pager_byte(key, .)
+ * for the VMO's key (its serial), so the content never depends on timing.
+ * Their trees hold slices and at-least-on-write children only (a plain
+ * snapshot is generated now and then and must fail with -ENOTSUP), never a
+ * clone of an at-least-on-write child, and no DECOMMIT of the pager-backed
+ * VMO itself (the contract does not say what it does there).
  */
 #include "differential.h"
 
@@ -146,6 +154,14 @@ struct diff_ctx {
 	uint8_t *buf;           /* what uvmo returned / the bytes written */
 	uint8_t *expect;        /* what the model returned */
 	uint8_t *save;          /* model bytes before a call that may fail with -ENOMEM */
+
+	/* DIFF_PAGER: the pager of the pager-backed roots (created on first
+	 * use, also in replays) and its thread. */
+	uvmo_pager_t *pager;
+	pthread_t pager_thread;
+	atomic_bool pager_stop;
+	atomic_bool pager_failed;
+	char pager_error[256];
 
 	/* Pool-limit runs: a root VMO outside the pool of slots whose only
 	 * purpose is to hold frames, so that the pool is nearly full exactly
@@ -298,8 +314,8 @@ void diff_op_format(const struct diff_op *op, char *buf, size_t len)
 			 op->options & UVMO_VMO_RESIZABLE ? "|RESIZABLE" : "",
 			 op->options & UVMO_VMO_DISCARDABLE ? "|DISCARDABLE" : "",
 			 other ? "|unknown" : "");
-		snprintf(buf, len, "v%u = create(size=0x%" PRIx64 ", options=0x%x%s)", op->result,
-			 op->len, op->options, opts);
+		snprintf(buf, len, "v%u = %s(size=0x%" PRIx64 ", options=0x%x%s)", op->result,
+			 op->variant == 1 ? "pager_create_vmo" : "create", op->len, op->options, opts);
 		break;
 	}
 	case K_CHILD:
@@ -483,6 +499,108 @@ static int note_id(struct diff_ctx *c, uint64_t id)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The pager of DIFF_PAGER runs                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Answers READ with the model's pattern for the VMO's key; DIRTY (never
+ * asked for: no VMO traps) is acknowledged; COMPLETE needs nothing. */
+static void *pager_main(void *arg)
+{
+	struct diff_ctx *c = arg;
+	struct uvmo_page_request reqs[8];
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+
+	while (!atomic_load(&c->pager_stop)) {
+		int n = uvmo_pager_get_requests(c->pager, reqs, 8, 20);
+		int rc = 0;
+
+		if (n < 0) {
+			snprintf(c->pager_error, sizeof(c->pager_error),
+				 "pager thread: get_requests returned %s", errno_name(n));
+			atomic_store(&c->pager_failed, true);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			const struct uvmo_page_request *r = &reqs[i];
+
+			if (r->type == UVMO_PAGER_READ) {
+				if (r->length > cap) {
+					uint8_t *nb = realloc(buf, r->length);
+
+					if (!nb) {
+						rc = -ENOMEM;
+						break;
+					}
+					buf = nb;
+					cap = r->length;
+				}
+				for (uint64_t j = 0; j < r->length; j++)
+					buf[j] = model_pager_byte(r->key, r->offset + j);
+				rc = uvmo_pager_supply_pages(c->pager, r->vmo, r->offset, r->length, buf);
+			} else if (r->type == UVMO_PAGER_DIRTY) {
+				rc = uvmo_pager_op_range(c->pager, UVMO_PAGER_OP_DIRTY, r->vmo, r->offset,
+							 r->length, 0);
+			}
+			/* -ENOENT / -ERANGE: the VMO died or shrank meanwhile. */
+			if (rc < 0 && rc != -ENOENT && rc != -ERANGE && !atomic_load(&c->pager_failed)) {
+				snprintf(c->pager_error, sizeof(c->pager_error),
+					 "pager thread: answering type %u key %" PRIu64 " [0x%" PRIx64
+					 ", +0x%" PRIx64 ") returned %s", r->type, r->key, r->offset,
+					 r->length, errno_name(rc));
+				atomic_store(&c->pager_failed, true);
+			}
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static int pager_start(struct diff_ctx *c)
+{
+	int rc;
+
+	if (c->pager)
+		return 0;
+	rc = uvmo_pager_create(0, &c->pager);
+	if (rc != 0) {
+		c->pager = NULL;
+		return rc;
+	}
+	atomic_store(&c->pager_stop, false);
+	if (pthread_create(&c->pager_thread, NULL, pager_main, c) != 0) {
+		uvmo_pager_destroy(c->pager);
+		c->pager = NULL;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* Stops the pager thread and takes whatever requests are left (at the end
+ * of a run: the COMPLETEs of the VMOs just closed; uvmo keeps a dead pager
+ * VMO's node until its owner has taken its COMPLETE).  The pager stays. */
+static void pager_quiesce(struct diff_ctx *c)
+{
+	struct uvmo_page_request reqs[16];
+
+	if (!c->pager || atomic_load(&c->pager_stop))
+		return;
+	atomic_store(&c->pager_stop, true);
+	pthread_join(c->pager_thread, NULL);
+	while (uvmo_pager_get_requests(c->pager, reqs, 16, 0) > 0)
+		;
+}
+
+static void pager_stop(struct diff_ctx *c)
+{
+	if (!c->pager)
+		return;
+	pager_quiesce(c);
+	uvmo_pager_destroy(c->pager);
+	c->pager = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Checks                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -613,10 +731,18 @@ static int check_global(struct diff_ctx *c, bool final)
 	uint64_t committed = 0, attributed = 0, eager = 0;
 	int rc;
 
+	if (atomic_load(&c->pager_failed))
+		return diverge(c, "%s", c->pager_error);
 	rc = uvmo_get_stats(&st);
 	if (rc != 0)
 		return diverge(c, "uvmo_get_stats returned %s", errno_name(rc));
 	if (final) {
+		if (c->pager) {
+			pager_quiesce(c);
+			rc = uvmo_get_stats(&st);
+			if (rc != 0)
+				return diverge(c, "uvmo_get_stats returned %s", errno_name(rc));
+		}
 		if (st.committed_bytes || st.host_bytes || st.vmos || st.nodes || st.hidden_nodes)
 			return diverge(c,
 				       "after closing everything: committed_bytes %" PRIu64
@@ -677,6 +803,25 @@ static int check_global(struct diff_ctx *c, bool final)
 					       ", more than the 0x%" PRIx64 " of v%u it is a window of",
 					       s->serial, info.committed_bytes,
 					       oinfo.committed_bytes, owner->serial);
+		}
+	}
+	/* Closed parents that at-least-on-write children still follow keep
+	 * their frames: each distinct store not counted yet, once. */
+	const struct model_store *kept[LIVE_CAP];
+	unsigned nkept = 0;
+
+	for (unsigned i = 0; i < c->nlive; i++) {
+		for (const struct model_vmo *f = c->live[i].m->follow; f; f = f->follow) {
+			bool counted = !f->closed;
+
+			for (unsigned j = 0; j < c->nlive && !counted; j++)
+				counted = c->live[j].m->store == f->store;
+			for (unsigned j = 0; j < nkept && !counted; j++)
+				counted = kept[j] == f->store;
+			if (!counted && nkept < LIVE_CAP) {
+				kept[nkept++] = f->store;
+				eager += f->store->size;
+			}
 		}
 	}
 	if (committed > st.committed_bytes)
@@ -799,6 +944,16 @@ static int exec_create(struct diff_ctx *c, const struct diff_op *op)
 {
 	uvmo_vmo_t *h = NULL;
 	struct model_vmo *m = NULL;
+
+	if (op->variant == 1) { /* pager-backed, key = its serial */
+		int rc = pager_start(c);
+
+		if (rc != 0)
+			return diverge(c, "uvmo_pager_create returned %s", errno_name(rc));
+		int got = uvmo_pager_create_vmo(c->pager, op->options, op->result, op->len, &h);
+		int want = model_api_pager_create(op->len, op->options, op->result, &m);
+		return settle_new_vmo(c, op, NULL, "uvmo_pager_create_vmo", got, h, want, m);
+	}
 	int got = uvmo_vmo_create(op->len, op->options, &h);
 	int want = model_api_create(op->len, op->options, &m);
 	return settle_new_vmo(c, op, NULL, "uvmo_vmo_create", got, h, want, m);
@@ -1512,6 +1667,15 @@ static void gen_create(struct diff_ctx *c, struct diff_op *op)
 	op->kind = K_CREATE;
 	op->result = c->next_serial++;
 	op->options = 0;
+	/* (Not under a pool limit: a supply could then run out of frames and
+	 * the pattern would no longer be what a read shows.) */
+	if ((c->flags & DIFF_PAGER) && !c->pool_limited && chance(c, 1, 3)) {
+		op->variant = 1;
+		if (chance(c, 1, 4))
+			op->options = UVMO_VMO_RESIZABLE;
+		op->len = pages * PAGE;
+		return;
+	}
 	if (!(c->flags & DIFF_SNAPSHOTS_ONLY)) {
 		if (chance(c, 1, 4))
 			op->options = UVMO_VMO_RESIZABLE;
@@ -1548,6 +1712,19 @@ static bool gen_child(struct diff_ctx *c, struct diff_op *op)
 	}
 	if (!parent)
 		return false;
+	if (parent->m->pager) {
+		/* Pager-backed trees: never a clone of an at-least-on-write
+		 * child; snapshots become at-least-on-write but for a few that
+		 * must fail (-ENOTSUP); nothing follows a resizable root. */
+		if (parent->m->follow)
+			return false;
+		if (type == UVMO_CHILD_SNAPSHOT && !chance(c, 1, 8))
+			type = UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE;
+		if (type == UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE && parent->m->resizable)
+			return false;
+		if (type == UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE && (c->flags & DIFF_PAGER_SLICES_ONLY))
+			return false;
+	}
 
 	uint64_t psize = parent->m->size;
 	uint64_t ppages = psize / PAGE;
@@ -2262,6 +2439,58 @@ static void weights(struct diff_ctx *c, unsigned w[G_CHOICES])
 		memset(w + 1, 0, (G_CHOICES - 1) * sizeof(w[0]));
 }
 
+/* DIFF_PAGER: one draw of the generators that may fail (false: nothing
+ * drawn); the same calls as the switch in gen_op makes. */
+static bool gen_one(struct diff_ctx *c, struct diff_op *op, enum gen_choice g)
+{
+	switch (g) {
+	case G_CHILD:
+		return gen_child(c, op);
+	case G_WRITE:
+		return gen_write(c, op);
+	case G_READ:
+		return gen_read(c, op);
+	case G_ZERO:
+		return gen_op_range(c, op, UVMO_OP_ZERO);
+	case G_DECOMMIT:
+		return gen_op_range(c, op, UVMO_OP_DECOMMIT);
+	case G_COMMIT:
+		return gen_op_range(c, op, UVMO_OP_COMMIT);
+	case G_HINT:
+		return gen_op_range(c, op, chance(c, 1, 2) ? UVMO_OP_DONT_NEED : UVMO_OP_ALWAYS_NEED);
+	case G_SET_SIZE:
+		return gen_set_size(c, op);
+	case G_ERROR:
+		return chance(c, 1, 12) ? gen_child_of_discardable(c, op)
+		       : chance(c, 1, 12) ? gen_null(c, op) : gen_error(c, op);
+	case G_STALE:
+		return gen_stale(c, op);
+	case G_LOCK:
+		return gen_lock_op(c, op);
+	default:
+		return false;
+	}
+}
+
+/* DIFF_PAGER: keeps pager-backed trees to what the model states (see the
+ * head of this file): error cases about clones with a second fault hidden
+ * in the pager parent, DECOMMIT of a pager-backed VMO, and clones of
+ * at-least-on-write children are drawn again. */
+static bool pager_op_ok(struct diff_ctx *c, const struct diff_op *op, enum gen_choice g)
+{
+	struct slot *s = op->vmo ? find_slot(c, op->vmo) : NULL;
+
+	if (!s || !s->m->pager || op->kind == K_STALE)
+		return true;
+	if (op->kind == K_CHILD)
+		return g == G_CHILD && !s->m->follow;
+	if (op->kind == K_NULL)
+		return false;
+	if (op->kind == K_OP_RANGE && op->options == UVMO_OP_DECOMMIT && !s->m->follow)
+		return false;
+	return true;
+}
+
 /* Draws one operation; always produces one (creation is always possible
  * when the pool is empty, and there is always something else otherwise). */
 static void gen_op(struct diff_ctx *c, struct diff_op *op)
@@ -2279,6 +2508,12 @@ static void gen_op(struct diff_ctx *c, struct diff_op *op)
 		while (r >= w[g])
 			r -= w[g++];
 		memset(op, 0, sizeof(*op));
+		if ((c->flags & DIFF_PAGER) && g != G_CREATE && g != G_CHECK_VMO && g != G_CLOSE &&
+		    g != G_CHECK_GLOBAL && g != G_BALLAST) {
+			if (gen_one(c, op, g) && pager_op_ok(c, op, g))
+				return;
+			continue;
+		}
 		switch (g) {
 		case G_CREATE:
 			gen_create(c, op);
@@ -2414,6 +2649,7 @@ static void ctx_close_all(struct diff_ctx *c)
 
 static void ctx_free(struct diff_ctx *c)
 {
+	pager_stop(c);
 	free(c->buf);
 	free(c->expect);
 	free(c->save);

@@ -35,6 +35,15 @@
 #define DIFF_RESTORE        (1u << 9) /* also live snapshots (uvmo_vmo_snapshot), restores
 					* to random earlier ones, and diffs against them */
 
+#define DIFF_PAGER         (1u << 10) /* some roots are pager-backed VMOs, served by a pager
+					* thread of the run that supplies a deterministic
+					* pattern; their slices and at-least-on-write children
+					* join in (ignored with DIFF_POOL_LIMIT; not meant to
+					* be combined with DIFF_RESTORE) */
+
+#define DIFF_PAGER_SLICES_ONLY (1u << 11) /* with DIFF_PAGER: no at-least-on-write
+					    * children in pager-backed trees */
+
 #define DIFF_POOL_LIMIT_BYTES (256u * 4096u)
 
 /* Depth (clone generations below a root) every run of DIFF_MIN_OPS_FOR_DEPTH

@@ -85,7 +85,7 @@ struct model_vmo *model_snapshot(const struct model_vmo *parent, uint64_t offset
 struct model_vmo *model_slice(struct model_vmo *parent, uint64_t offset, uint64_t size)
 {
 	assert(in_range(offset, size, parent->size));
-	assert(!parent->resizable);
+	assert(!parent->resizable && !parent->follow);
 	/* Alias the root's store directly: a slice of a slice sees the root. */
 	parent->store->refs++;
 	struct model_vmo *m = vmo_new(parent->store, parent->start + offset, size);
@@ -97,13 +97,53 @@ struct model_vmo *model_slice(struct model_vmo *parent, uint64_t offset, uint64_
 void model_read(const struct model_vmo *m, uint64_t offset, void *buf, uint64_t len)
 {
 	assert(in_range(offset, len, m->size));
-	if (len)
-		memcpy(buf, m->store->bytes + m->start + offset, len);
+	if (!m->follow) {
+		if (len)
+			memcpy(buf, m->store->bytes + m->start + offset, len);
+		return;
+	}
+	/* Page by page: the child's own copy, else the parent's current
+	 * content (inside the followed window), else zero. */
+	uint8_t *out = buf;
+
+	while (len) {
+		uint64_t page = offset / UVMO_PAGE_SIZE;
+		uint64_t n = UVMO_PAGE_SIZE - offset % UVMO_PAGE_SIZE;
+
+		if (n > len)
+			n = len;
+		if (m->owned[page])
+			memcpy(out, m->store->bytes + offset, n);
+		else if (offset < m->follow_limit)
+			model_read(m->follow, m->follow_offset + offset, out, n);
+		else
+			memset(out, 0, n);
+		out += n;
+		offset += n;
+		len -= n;
+	}
+}
+
+/* An at-least-on-write child takes its own copy of the pages of the range
+ * (the parent's current content) before it changes them. */
+static void own_pages(struct model_vmo *m, uint64_t offset, uint64_t len)
+{
+	if (!m->follow || !len)
+		return;
+	for (uint64_t page = offset / UVMO_PAGE_SIZE;
+	     page <= (offset + len - 1) / UVMO_PAGE_SIZE; page++) {
+		if (m->owned[page])
+			continue;
+		model_read(m, page * UVMO_PAGE_SIZE, m->store->bytes + page * UVMO_PAGE_SIZE,
+			   UVMO_PAGE_SIZE);
+		m->owned[page] = 1;
+	}
 }
 
 void model_write(struct model_vmo *m, uint64_t offset, const void *buf, uint64_t len)
 {
 	assert(in_range(offset, len, m->size));
+	own_pages(m, offset, len);
 	if (len)
 		memcpy(m->store->bytes + m->start + offset, buf, len);
 }
@@ -111,6 +151,7 @@ void model_write(struct model_vmo *m, uint64_t offset, const void *buf, uint64_t
 void model_zero(struct model_vmo *m, uint64_t offset, uint64_t len)
 {
 	assert(in_range(offset, len, m->size));
+	own_pages(m, offset, len);
 	memset(m->store->bytes + m->start + offset, 0, len);
 }
 
@@ -123,11 +164,12 @@ void model_decommit(struct model_vmo *m, uint64_t offset, uint64_t len)
 
 void model_commit(struct model_vmo *m, uint64_t offset, uint64_t len)
 {
-	/* Commit only allocates frames; the bytes do not change. */
+	/* Commit only allocates frames; the bytes do not change.  But the
+	 * frames are this VMO's own: an at-least-on-write child stops
+	 * following its parent there (a commit is a write that keeps the
+	 * bytes). */
 	assert(in_range(offset, len, m->size));
-	(void)m;
-	(void)offset;
-	(void)len;
+	own_pages(m, offset, len);
 }
 
 void model_resize(struct model_vmo *m, uint64_t size)
@@ -142,18 +184,42 @@ void model_resize(struct model_vmo *m, uint64_t size)
 	free(m->store->bytes);
 	m->store->bytes = bytes;
 	m->store->size = size;
+	if (m->follow) {
+		uint8_t *owned = xcalloc(size / UVMO_PAGE_SIZE);
+
+		memcpy(owned, m->owned, keep / UVMO_PAGE_SIZE);
+		free(m->owned);
+		m->owned = owned;
+		/* Cut pages never show the parent again. */
+		if (m->follow_limit > size)
+			m->follow_limit = size;
+	}
 	m->size = size;
+}
+
+static void model_free(struct model_vmo *m)
+{
+	struct model_vmo *parent = m->follow;
+
+	if (--m->store->refs == 0) {
+		free(m->store->bytes);
+		free(m->store);
+	}
+	free(m->owned);
+	free(m);
+	if (parent && --parent->followers == 0 && parent->closed)
+		model_free(parent);
 }
 
 void model_close(struct model_vmo *m)
 {
 	if (!m)
 		return;
-	if (--m->store->refs == 0) {
-		free(m->store->bytes);
-		free(m->store);
+	if (m->followers) {
+		m->closed = true; /* its children still show its content */
+		return;
 	}
-	free(m);
+	model_free(m);
 }
 
 void model_discard(struct model_vmo *m)
@@ -166,6 +232,43 @@ void model_discard(struct model_vmo *m)
 uint64_t model_size(const struct model_vmo *m)
 {
 	return m->size;
+}
+
+uint8_t model_pager_byte(uint64_t key, uint64_t offset)
+{
+	uint64_t x = (key + 1) * 0xd1342543de82ef95ull ^ (offset / UVMO_PAGE_SIZE) * 0x9e3779b97f4a7c15ull;
+
+	x ^= x >> 31;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 29;
+	return (uint8_t)(x + offset % UVMO_PAGE_SIZE * 7);
+}
+
+struct model_vmo *model_pager_create(uint64_t size, bool resizable, uint64_t key)
+{
+	struct model_vmo *m = model_create(size, resizable);
+
+	for (uint64_t i = 0; i < size; i++)
+		m->store->bytes[i] = model_pager_byte(key, i);
+	m->pager = true;
+	return m;
+}
+
+struct model_vmo *model_follow(struct model_vmo *parent, uint64_t offset, uint64_t size)
+{
+	assert(page_aligned(offset) && page_aligned(size) && !parent->resizable);
+	struct model_vmo *m = vmo_new(store_new(size), 0, size);
+
+	m->follow = parent;
+	parent->followers++;
+	m->follow_offset = offset;
+	m->follow_limit = offset < parent->size ? parent->size - offset : 0;
+	if (m->follow_limit > size)
+		m->follow_limit = size;
+	m->owned = xcalloc(size / UVMO_PAGE_SIZE);
+	m->pager = true;
+	m->snapshot = true;
+	return m;
 }
 
 /* ---- the public contract ----------------------------------------------- */
@@ -184,6 +287,23 @@ int model_api_create(uint64_t size, uint32_t options, struct model_vmo **out)
 		return -ERANGE;
 	*out = model_create(size, options & UVMO_VMO_RESIZABLE);
 	(*out)->discardable = options & UVMO_VMO_DISCARDABLE;
+	return 0;
+}
+
+int model_api_pager_create(uint64_t size, uint32_t options, uint64_t key,
+			   struct model_vmo **out)
+{
+	const uint32_t known = UVMO_VMO_RESIZABLE | UVMO_VMO_TRAP_DIRTY;
+
+	if (!out || (options & ~known))
+		return -EINVAL;
+	if (!page_aligned(size))
+		return -EINVAL;
+	if (size == 0 && !(options & UVMO_VMO_RESIZABLE))
+		return -EINVAL;
+	if (size > UVMO_VMO_MAX_SIZE)
+		return -ERANGE;
+	*out = model_pager_create(size, options & UVMO_VMO_RESIZABLE, key);
 	return 0;
 }
 
@@ -207,6 +327,9 @@ int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t 
 		return -ERANGE;
 	if (parent->discardable)
 		return -ENOTSUP;
+	/* Pager-backed trees refuse plain snapshots (as Zircon does). */
+	if (type == UVMO_CHILD_SNAPSHOT && parent->pager)
+		return -ENOTSUP;
 
 	struct model_vmo *child;
 
@@ -218,6 +341,16 @@ int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t 
 		child = model_slice(parent, offset, size);
 		/* A slice can never write more than its parent. */
 		child->no_write = parent->no_write;
+		child->pager = parent->pager;
+	} else if (parent->pager) {
+		if (offset > parent->size)
+			return -ERANGE;
+		/* SNAPSHOT_MODIFIED would need the parent's modified pages,
+		 * which the model does not track: the engine never makes one,
+		 * and it is modelled (wrongly for modified pages) as
+		 * at-least-on-write. */
+		child = model_follow(parent, offset, size);
+		child->resizable = options & UVMO_CHILD_RESIZABLE;
 	} else {
 		if (offset > parent->size)
 			return -ERANGE;

@@ -15,6 +15,19 @@
  *  - Resizing reallocates the store; a grown tail is zero, so a shrink and a
  *    later grow can never bring old bytes back.
  *  - Decommit and zero write zeros; commit changes no content.
+ *  - A pager-backed root (model_pager_create) starts out holding what its
+ *    pager supplies: model_pager_byte(key, offset) at every offset.  The
+ *    differential engine serves it with a pager thread that supplies exactly
+ *    that, so when a page is supplied does not matter.  A slice of one is a
+ *    slice as above.
+ *  - An at-least-on-write child of a pager-backed VMO (model_follow) has no
+ *    copy of anything at first: every page it has not written (or zeroed, or
+ *    committed) reads the parent's *current* content, so later parent writes
+ *    show through.  Its first write of a page copies the parent's current
+ *    content of that page and keeps it from then on.  Past the parent's end,
+ *    or past a size it shrank to, it reads zero (growing never reveals the
+ *    parent again).  A closed parent lives on in the model while children
+ *    follow it.
  *  - A discardable VMO is discarded only when the pool runs short, which the
  *    model cannot foresee: the test observes it (UVMO_INFO_DISCARDED) and
  *    tells the model with model_discard.  From then on content calls fail
@@ -64,6 +77,14 @@ struct model_vmo {
 	 * snapshot of @vmo, or a snapshot of one of those"). */
 	uint64_t snap_of[MODEL_SNAP_CHAIN];
 	unsigned snap_chain; /* entries used; 0: not a live snapshot */
+	/* pager-backed trees */
+	bool pager;          /* a pager-backed root, or a slice or at-least-on-write child of one */
+	struct model_vmo *follow; /* at-least-on-write child: the parent it follows */
+	uint64_t follow_offset;   /* where this VMO's byte 0 lies in @follow */
+	uint64_t follow_limit;    /* bytes [0, follow_limit) may show @follow; never grows */
+	uint8_t *owned;           /* per page: 1 once this child has its own copy */
+	unsigned followers;       /* at-least-on-write children following this VMO */
+	bool closed;              /* handle closed; kept while followers remain */
 };
 
 /* ---- content primitives (arguments must be valid) ---------------------- */
@@ -84,10 +105,21 @@ void model_close(struct model_vmo *m);
 /* The pool discarded this (discardable, unlocked) VMO: its bytes are gone. */
 void model_discard(struct model_vmo *m);
 uint64_t model_size(const struct model_vmo *m);
+/* The byte a pager-backed root created with @key holds at @offset until
+ * written: what the differential engine's pager thread supplies. */
+uint8_t model_pager_byte(uint64_t key, uint64_t offset);
+/* A pager-backed root of @size bytes holding model_pager_byte(key, .). */
+struct model_vmo *model_pager_create(uint64_t size, bool resizable, uint64_t key);
+/* An at-least-on-write child of parent[offset, offset + size) (parent in a
+ * pager-backed tree, never resized while followed). */
+struct model_vmo *model_follow(struct model_vmo *parent, uint64_t offset, uint64_t size);
 
 /* ---- the public contract (returns 0 / count, or the expected -errno) ---- */
 
 int model_api_create(uint64_t size, uint32_t options, struct model_vmo **out);
+/* uvmo_pager_create_vmo (options: RESIZABLE, TRAP_DIRTY); @key as given. */
+int model_api_pager_create(uint64_t size, uint32_t options, uint64_t key,
+			   struct model_vmo **out);
 int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t offset,
 			   uint64_t size, struct model_vmo **out);
 int model_api_read(const struct model_vmo *m, void *buf, uint64_t offset, size_t len);
