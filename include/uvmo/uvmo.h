@@ -448,8 +448,8 @@ int uvmo_pager_create(uint32_t options, uvmo_pager_t **out);
  * uvmo_vmo_create_child); a plain SNAPSHOT is refused (-ENOTSUP), as in
  * Zircon.
  * Errors: -EINVAL (NULL, unknown options, unaligned or zero size),
- * -ERANGE (size above UVMO_VMO_MAX_SIZE), -EBUSY (pager destroyed),
- * -ENOMEM, -EBADF.  Thread-safety: safe.
+ * -ERANGE (size above UVMO_VMO_MAX_SIZE), -EBUSY (the pager is being
+ * destroyed), -ENOMEM, -EBADF (a destroyed pager).  Thread-safety: safe.
  */
 int uvmo_pager_create_vmo(uvmo_pager_t *pager, uint32_t options, uint64_t key,
 			  uint64_t size, uvmo_vmo_t **out);
@@ -485,8 +485,10 @@ struct uvmo_page_request {
  * handed out once; a READ stays outstanding (threads keep waiting) until
  * the range is supplied or failed.
  * Returns the number of requests stored (0 on timeout).
- * Errors: -EINVAL (NULL @reqs with @max > 0), -EBUSY (pager destroyed),
- * -EBADF.  Thread-safety: safe; concurrent callers get disjoint requests.
+ * Errors: -EINVAL (NULL @reqs with @max > 0), -EBUSY (the pager was
+ * destroyed while the call waited), -EBADF (a destroyed pager's handle, as
+ * any closed handle).  Thread-safety: safe; concurrent callers get
+ * disjoint requests.
  */
 int uvmo_pager_get_requests(uvmo_pager_t *pager, struct uvmo_page_request *reqs,
 			    size_t max, int timeout_ms);
@@ -587,8 +589,9 @@ int uvmo_pager_query_vmo_stats(uvmo_pager_t *pager, uvmo_vmo_t *vmo,
 int uvmo_pager_detach_vmo(uvmo_pager_t *pager, uvmo_vmo_t *vmo);
 
 /**
- * uvmo_pager_destroy - detach every VMO and free the pager.  Pending and
- * later requests are dropped; the descriptor closes.  NULL is ignored.
+ * uvmo_pager_destroy - detach every VMO and close the pager's handle (later
+ * calls with it return -EBADF; calls waiting in it return -EBUSY).  Pending
+ * requests are dropped; the descriptor closes.  NULL is ignored.
  * Thread-safety: no other thread may use @pager during or after the call.
  */
 void uvmo_pager_destroy(uvmo_pager_t *pager);

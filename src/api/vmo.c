@@ -398,7 +398,8 @@ static int make_paged_child(struct uvmo_vmo *parent, uint32_t options, uint64_t 
 
 	if (offset > obj_size(parent))
 		return -ERANGE;
-	int rc = cow_paged_child(parent->node, parent->offset + offset, size, capacity, flags,
+	int rc = cow_paged_child(parent->node, parent->offset + offset, size,
+				 obj_size(parent) - offset, capacity, flags,
 				 options & UVMO_CHILD_SNAPSHOT_MODIFIED, &node);
 	if (rc < 0)
 		return rc;

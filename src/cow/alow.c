@@ -39,8 +39,9 @@ static enum parent_view parent_view(const struct cow_node *c, uint64_t pg, uint6
 	return page_absent(r, *ppg, e) ? PV_ABSENT : PV_ZERO;
 }
 
-int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t capacity,
-		    uint32_t flags, bool snapshot_modified, struct cow_node **out)
+int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t visible,
+		    uint64_t capacity, uint32_t flags, bool snapshot_modified,
+		    struct cow_node **out)
 {
 	struct cow_node *c;
 	int rc;
@@ -64,7 +65,7 @@ int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t ca
 	}
 	c->parent = r;
 	c->parent_offset = off;
-	c->parent_limit = min_u64(size, r->size - off);
+	c->parent_limit = min_u64(min_u64(size, visible), r->size - off);
 	c->refs = 1;
 	if (snapshot_modified) {
 		/* Pages R changed (not Clean) are the child's own from now on:
@@ -223,6 +224,16 @@ int alow_release(struct cow_node *c, uint64_t pg, bool leave_marker)
 	bool marker = leave_marker && pg < size_pages(c->parent_limit);
 	node_set_entry(c, pg, marker ? E_ZERO : 0);
 	return 0;
+}
+
+/* ZERO of whole pages [first, end) of C: every page the root could show
+ * gets a zero marker — absent root pages have no entry to be found by. */
+int alow_zero_pages(struct cow_node *c, uint64_t first, uint64_t end)
+{
+	int rc = 0;
+	for (uint64_t pg = first; rc == 0 && pg < end; pg++)
+		rc = alow_release(c, pg, true);
+	return rc;
 }
 
 /* Drop C's caches of its pages [first, end). */

@@ -212,10 +212,12 @@ int cow_create_paged(uint64_t size, uint64_t capacity, uint32_t flags,
 		     struct cow_node **out);
 bool cow_is_paged(const struct cow_node *n);
 /* An at-least-on-write child of paged root @r (see alow.c): @r's current
- * content shows through until the child writes a page.  With
+ * content shows through until the child writes a page, in its first
+ * @visible bytes (a child of a slice sees nothing past the slice).  With
  * @snapshot_modified, pages of @r that are not Clean are copied now. */
-int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t capacity,
-		    uint32_t flags, bool snapshot_modified, struct cow_node **out);
+int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t visible,
+		    uint64_t capacity, uint32_t flags, bool snapshot_modified,
+		    struct cow_node **out);
 /* True for such a child (it cannot have clones of its own). */
 bool cow_is_paged_child(struct cow_node *n);
 /* The source serving paged root @n, or NULL (not paged, or detached). */

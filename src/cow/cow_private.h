@@ -359,6 +359,7 @@ int alow_fault(struct cow_node *c, uint64_t pg, bool write);
 /* Wait for root pages that [first, end) of @c shows and are absent. */
 int alow_need_present(struct cow_node *c, uint64_t first, uint64_t end);
 int alow_release(struct cow_node *c, uint64_t pg, bool leave_marker);
+int alow_zero_pages(struct cow_node *c, uint64_t first, uint64_t end);
 /* The root's pages [first, end) change: drop the children's caches. */
 void alow_invalidate(struct cow_node *r, uint64_t first, uint64_t end);
 void alow_parent_shrank(struct cow_node *r, uint64_t size);

@@ -376,7 +376,10 @@ int cow_zero(struct cow_node *n, uint64_t off, uint64_t len)
 				rc = zero_partial(n, end_full >> PAGE_SHIFT, 0,
 						  end - end_full);
 			if (rc == 0 && first_full < end_full) {
-				if (n->parent)
+				if (alow_child(n))
+					rc = alow_zero_pages(n, first_full >> PAGE_SHIFT,
+							     end_full >> PAGE_SHIFT);
+				else if (n->parent)
 					rc = release_range(n, first_full >> PAGE_SHIFT,
 							   end_full >> PAGE_SHIFT, true);
 				else

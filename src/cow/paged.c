@@ -413,9 +413,12 @@ int64_t cow_pager_evict(struct cow_node *n, uint64_t off, uint64_t len)
 			node_set_entry(n, pg, e & E_READ_REQ);
 			evicted++;
 		}
-		/* A punched slot may lose its protection in a mapping. */
-		if (evicted)
+		/* A punched slot may lose its protection in a mapping; and the
+		 * children's caches must ask again, as the root will. */
+		if (evicted) {
 			cow_notify_protect(n, first, end);
+			alow_invalidate(n, first, end);
+		}
 		VALIDATE(n);
 	}
 	tree_unlock(n->tree);
@@ -518,10 +521,13 @@ int paged_zero(struct cow_node *n, uint64_t off, uint64_t len)
 		rc = pmm_reserve(need);
 	if (rc < 0)
 		return rc;
-	for (uint64_t pg = first_full; rc == 0 && pg < end_full; pg += PL_CHUNK_PAGES)
+	/* Only pages below the source limit get new markers (the tail is a
+	 * Dirty zero already): reserve exactly their chunks. */
+	uint64_t marked_end = min_u64(end_full, size_pages(n->source_limit));
+	for (uint64_t pg = first_full; rc == 0 && pg < marked_end; pg += PL_CHUNK_PAGES)
 		rc = pl_reserve(&n->pages, pg);
-	if (rc == 0 && end_full > first_full)
-		rc = pl_reserve(&n->pages, end_full - 1);
+	if (rc == 0 && marked_end > first_full)
+		rc = pl_reserve(&n->pages, marked_end - 1);
 	for (uint64_t pg = first; rc == 0 && pg < end; pg++) {
 		if (pg >= first_full && pg < end_full)
 			continue;
