@@ -223,6 +223,8 @@ int alow_release(struct cow_node *c, uint64_t pg, bool leave_marker)
 		c->cached--;
 	bool marker = leave_marker && pg < size_pages(c->parent_limit);
 	node_set_entry(c, pg, marker ? E_ZERO : 0);
+	if (!marker)
+		pl_trim(&c->pages, pg); /* a reservation may have left it empty */
 	return 0;
 }
 
