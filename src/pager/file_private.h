@@ -70,8 +70,10 @@ struct file_state {
 	bool complete;          /* COMPLETE seen: the VMO is gone (pager thread only) */
 	RB_ENTRY(file_state) link;
 
-	/* Read-ahead (pager thread only). */
-	uint64_t next_sequential; /* a READ starting here continues a run */
+	/* Read-ahead (pager thread only).  A READ starting inside
+	 * [run_start, next_sequential] continues the sequential run. */
+	uint64_t run_start;       /* start of the last read issued */
+	uint64_t next_sequential; /* end of the last read issued */
 	uint64_t readahead;       /* bytes read past a request in that run */
 
 	/* Serialises syncs of this file, so one writeback's END never races

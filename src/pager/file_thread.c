@@ -187,7 +187,7 @@ static int queue_job(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *vm
 static uint64_t readahead_end(struct file_state *f, uint64_t off, uint64_t len)
 {
 	uint64_t end = off + len;
-	if (off == f->next_sequential)
+	if (off >= f->run_start && off <= f->next_sequential)
 		f->readahead = f->readahead ? min_u64(f->readahead * 2, FILE_IO_CHUNK)
 					    : FILE_READAHEAD_MIN;
 	else
@@ -195,10 +195,31 @@ static uint64_t readahead_end(struct file_state *f, uint64_t off, uint64_t len)
 	uint64_t ra_end = min_u64(end + f->readahead, f->vmo_size);
 	if (ra_end > end)
 		ra_end = file_first_present(f, end, ra_end);
+	f->run_start = off;
 	f->next_sequential = ra_end;
 	return ra_end;
 }
 
+/* Queue reads of [off, end) in chunks; on failure the rest fails (ENOMEM). */
+static void queue_range(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *vmo,
+			uint64_t off, uint64_t end)
+{
+	for (uint64_t o = off; o < end; o += FILE_IO_CHUNK) {
+		uint64_t n = min_u64(FILE_IO_CHUNK, end - o);
+		if (queue_job(fp, f, vmo, o, n) < 0) {
+			fail_range(fp, vmo, o, end - o, ENOMEM);
+			return;
+		}
+	}
+}
+
+/*
+ * A READ already inside a read issued (or queued) is answered by that
+ * read's supply.  Otherwise read the request plus its read-ahead; once a
+ * run's read-ahead is at its maximum, one more chunk is read beyond it
+ * that nobody waits for yet, so the file is read while the reader consumes
+ * the previous chunk (the reader's next request then finds it in flight).
+ */
 static void serve_read(struct file_pager *fp, const struct uvmo_page_request *req)
 {
 	struct file_state *f = file_lookup(fp, req->key);
@@ -208,17 +229,15 @@ static void serve_read(struct file_pager *fp, const struct uvmo_page_request *re
 		fail_range(fp, req->vmo, req->offset, req->length, EIO);
 		return;
 	}
-	uint64_t off = req->offset, end = off + req->length;
-	if (end > f->vmo_size)
-		end = f->vmo_size; /* the VMO is not resizable: cannot happen */
-	if (!covered_by_a_job(fp, f, off, end - off)) {
+	uint64_t off = req->offset, end = min_u64(off + req->length, f->vmo_size);
+	if (off < end && !covered_by_a_job(fp, f, off, end - off)) {
 		end = readahead_end(f, off, end - off);
-		for (uint64_t o = off; o < end; o += FILE_IO_CHUNK) {
-			uint64_t n = min_u64(FILE_IO_CHUNK, end - o);
-			if (queue_job(fp, f, req->vmo, o, n) < 0) {
-				fail_range(fp, req->vmo, o, end - o, ENOMEM);
-				break;
-			}
+		queue_range(fp, f, req->vmo, off, end);
+		if (f->readahead == FILE_IO_CHUNK && end < f->vmo_size) {
+			uint64_t ahead = file_first_present(f, end, min_u64(end + FILE_IO_CHUNK,
+									     f->vmo_size));
+			queue_range(fp, f, req->vmo, end, ahead);
+			f->next_sequential = ahead;
 		}
 	}
 	file_state_put(f);
