@@ -14,6 +14,7 @@
  */
 #include "map_test_util.h"
 
+#include <criterion/redirect.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -737,4 +738,41 @@ Test(file_pager, shutdown_stops_the_file_pager_and_a_later_open_starts_again)
 	expect_mem_pattern(all, 32 * PG, 27, 0);
 	free(all);
 	uvmo_shutdown();
+}
+
+static void capture_stderr(void)
+{
+	cr_redirect_stderr();
+}
+
+/* Closing a WRITEBACK file VMO with changes never synced loses them (the
+ * VMO is gone): never silently. */
+Test(file_pager, closing_a_writeback_vmo_with_unsynced_changes_reports_them,
+     .init = capture_stderr)
+{
+	int fd = make_file(8 * PG, 28, O_RDWR);
+	uvmo_vmo_t *warm = open_file_vmo(fd, 0);
+	int before = open_descriptors();
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
+	fill_page(v, 2, 0x28);
+	uvmo_vmo_close(v);
+	cr_assert(descriptors_become(before));
+	fflush(stderr);
+	cr_assert_stderr_neq_str("", "nothing was said about the lost changes");
+	uvmo_vmo_close(warm);
+}
+
+Test(file_pager, closing_a_synced_writeback_vmo_says_nothing, .init = capture_stderr)
+{
+	int fd = make_file(8 * PG, 29, O_RDWR);
+	uvmo_vmo_t *warm = open_file_vmo(fd, 0);
+	int before = open_descriptors();
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
+	fill_page(v, 2, 0x29);
+	expect_ok(uvmo_file_vmo_sync(v));
+	uvmo_vmo_close(v);
+	cr_assert(descriptors_become(before));
+	fflush(stderr);
+	cr_assert_stderr_eq_str("");
+	uvmo_vmo_close(warm);
 }

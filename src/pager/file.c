@@ -9,6 +9,13 @@
  * A file VMO is a pager VMO of our pager whose key names a file_state.
  * READONLY hands out a NO_WRITE slice of it and closes the pager handle
  * (pager calls keep accepting that handle while the VMO lives).
+ *
+ * WRITEBACK VMOs are created with TRAP_DIRTY, only so that the file pager
+ * knows whether changes are waiting for a sync: when such a VMO dies with
+ * changes never synced, they are lost (its COMPLETE arrives after its
+ * content is gone), and the pager thread says so on stderr.  A close that
+ * syncs first would need a hook in uvmo_vmo_close; the cost of the trap
+ * is one pager round trip per first write of a clean page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -332,7 +339,8 @@ UVMO_EXPORT int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out)
 	file_insert(fp, f);
 
 	uvmo_vmo_t *vmo;
-	rc = uvmo_pager_create_vmo(fp->pager, 0, f->key, f->vmo_size, &vmo);
+	uint32_t vmo_options = options & UVMO_FILE_WRITEBACK ? UVMO_VMO_TRAP_DIRTY : 0;
+	rc = uvmo_pager_create_vmo(fp->pager, vmo_options, f->key, f->vmo_size, &vmo);
 	if (rc < 0) {
 		file_forget(fp, f);
 		return rc;

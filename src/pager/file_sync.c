@@ -255,6 +255,20 @@ static int writeback(struct sync_ctx *s)
 	return rc;
 }
 
+/* After a successful writeback: changes still wait only if a page is not
+ * Clean now (written during the sync).  Cleared first, then looked up, so
+ * a DIRTY acknowledged meanwhile is never missed (it sets the flag after
+ * making its page Dirty). */
+static void update_unsynced(struct sync_ctx *s)
+{
+	atomic_store(&s->f->unsynced, false);
+	size_t avail = 1;
+	if (uvmo_pager_query_dirty_ranges(s->fp->pager, s->f->vmo, 0, s->f->vmo_size, NULL, 0,
+					  NULL, &avail) < 0 ||
+	    avail > 0)
+		atomic_store(&s->f->unsynced, true);
+}
+
 UVMO_EXPORT int uvmo_file_vmo_sync(uvmo_vmo_t *vmo)
 {
 	struct file_pager *fp;
@@ -273,6 +287,8 @@ UVMO_EXPORT int uvmo_file_vmo_sync(uvmo_vmo_t *vmo)
 	struct sync_ctx s = { .fp = fp, .f = f, .vmo = vmo };
 	pthread_mutex_lock(&f->sync_lock);
 	rc = writeback(&s);
+	if (rc == 0)
+		update_unsynced(&s);
 	pthread_mutex_unlock(&f->sync_lock);
 	free(s.runs);
 	/* Pages just cleaned may now be evicted under a memory limit. */

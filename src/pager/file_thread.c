@@ -247,11 +247,39 @@ static void serve_read(struct file_pager *fp, const struct uvmo_page_request *re
 /* requests                                                               */
 /* ---------------------------------------------------------------------- */
 
+/* Acknowledge at once: the trap only tells us that changes wait for a
+ * sync (see file_state.unsynced). */
+static void serve_dirty(struct file_pager *fp, const struct uvmo_page_request *req)
+{
+	int rc = uvmo_pager_op_range(fp->pager, UVMO_PAGER_OP_DIRTY, req->vmo, req->offset,
+				     req->length, 0);
+	struct file_state *f = file_lookup(fp, req->key);
+	if (f) {
+		if (rc == 0)
+			atomic_store(&f->unsynced, true);
+		file_state_put(f);
+	}
+}
+
+static void report_lost_changes(struct file_state *f)
+{
+	char proc[64], path[512];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	ssize_t n = readlink(proc, path, sizeof(path) - 1);
+	if (n < 0)
+		n = snprintf(path, sizeof(path), "(descriptor %d)", f->fd);
+	path[n] = 0;
+	fprintf(stderr, "uvmo: file VMO of %s closed with changes never synced "
+		"(uvmo_file_vmo_sync): they are lost\n", path);
+}
+
 static void serve_complete(struct file_pager *fp, const struct uvmo_page_request *req)
 {
 	struct file_state *f = file_lookup(fp, req->key);
 	if (!f)
 		return;
+	if ((f->options & UVMO_FILE_WRITEBACK) && atomic_load(&f->unsynced))
+		report_lost_changes(f);
 	f->complete = true;
 	file_forget(fp, f);
 	file_state_put(f); /* the last one unless a read or a sync still holds it */
@@ -269,11 +297,7 @@ static void take_requests(struct file_pager *fp)
 				serve_read(fp, &reqs[i]);
 				break;
 			case UVMO_PAGER_DIRTY:
-				/* File VMOs are created without TRAP_DIRTY;
-				 * acknowledge anyway rather than stall a writer. */
-				(void)uvmo_pager_op_range(fp->pager, UVMO_PAGER_OP_DIRTY,
-							  reqs[i].vmo, reqs[i].offset,
-							  reqs[i].length, 0);
+				serve_dirty(fp, &reqs[i]);
 				break;
 			case UVMO_PAGER_COMPLETE:
 				serve_complete(fp, &reqs[i]);
