@@ -13,7 +13,15 @@
  * While a limit is set, supplied runs are also queued in order (a FIFO of
  * runs of at most FILE_IO_CHUNK); when more than @high bytes are present,
  * runs are evicted from the head (oldest supplied first) until at most
- * @low remain.  EVICT keeps Dirty and AwaitingClean pages: those are found
+ * @low remain.
+ *
+ * When: on the limit being set, after a sync, and when the next READ
+ * request of the file arrives — never right after a supply.  A thread
+ * waiting for pages retries its whole access once woken; evicting the
+ * pages just supplied before it ran again would make an access larger
+ * than the limit (one uvmo_vmo_read of more than @high bytes) retry for
+ * ever.  So the frames of one request are let through whole, and the VMO
+ * may hold @high plus one request (with its read-ahead) for a moment.  EVICT keeps Dirty and AwaitingClean pages: those are found
  * with a dirty-range query, stay counted, and go back to the tail so that
  * they are evicted once a sync has cleaned them.  Pages present when the
  * limit is first set are queued first, in file order (their supply order
@@ -188,10 +196,8 @@ int file_supply(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *vmo, ui
 	if (rc == 0 || rc == -ENOMEM) {
 		uint64_t added = bits_assign(f->present, off >> PAGE_SHIFT, len >> PAGE_SHIFT, true);
 		f->resident_pages += added;
-		if (f->high_pages) {
+		if (f->high_pages)
 			fifo_append(f, off, len);
-			enforce_locked(fp, f);
-		}
 	}
 	pthread_mutex_unlock(&f->lock);
 	return rc;

@@ -157,8 +157,9 @@ void file_thread_abandon(struct file_pager *fp);
 /* file_limit.c */
 int file_limit_init(struct file_state *f);
 void file_limit_fini(struct file_state *f);
-/* Supply [off, off + len) from @data, counting new pages and evicting if
- * above the limit.  Returns uvmo_pager_supply_pages' result. */
+/* Supply [off, off + len) from @data, counting new pages (and queueing
+ * them for eviction while a limit is set).  Returns
+ * uvmo_pager_supply_pages' result. */
 int file_supply(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *vmo,
 		uint64_t off, uint64_t len, const void *data);
 /* Evict down to the low mark if above the high mark. */

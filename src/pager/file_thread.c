@@ -229,6 +229,8 @@ static void serve_read(struct file_pager *fp, const struct uvmo_page_request *re
 		fail_range(fp, req->vmo, req->offset, req->length, EIO);
 		return;
 	}
+	/* Evict now, not after the last supply: see file_limit.c. */
+	file_limit_enforce(fp, f);
 	uint64_t off = req->offset, end = min_u64(off + req->length, f->vmo_size);
 	if (off < end && !covered_by_a_job(fp, f, off, end - off)) {
 		end = readahead_end(f, off, end - off);
