@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------- */
@@ -806,4 +807,43 @@ Test(file_pager, closing_a_synced_writeback_vmo_says_nothing, .init = capture_st
 	fflush(stderr);
 	cr_assert_stderr_eq_str("");
 	uvmo_vmo_close(warm);
+}
+
+/* fork(): the child has no file pager thread.  Pages present at fork read
+ * the file; absent ones fail (the core detaches the child's pager VMOs)
+ * instead of waiting for ever; a new open in the child starts a file pager
+ * of its own; the parent is still served. */
+static int child_checks(int fd, uvmo_vmo_t *v, uint8_t *m)
+{
+	uint8_t b = 0;
+	if (probe_read(m, &b) != 0 || b != pattern_byte(30, 0))
+		return 1;
+	if (uvmo_vmo_read(v, &b, 200 * PG, 1) >= 0)
+		return 2;
+	if (probe_read(m + 210 * PG, &b) != SIGBUS)
+		return 3;
+	uvmo_vmo_t *again = NULL;
+	if (uvmo_file_vmo_open(fd, 0, &again) != 0)
+		return 4;
+	if (uvmo_vmo_read(again, &b, 220 * PG + 9, 1) != 0 || b != pattern_byte(30, 220 * PG + 9))
+		return 5;
+	return 0;
+}
+
+Test(file_pager, a_forked_child_fails_absent_pages_and_can_open_files_again, .timeout = 60)
+{
+	int fd = make_file(256 * PG, 30, O_RDWR);
+	uvmo_vmo_t *v = open_file_vmo(fd, 0);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 256 * PG);
+	cr_assert_eq(m[0], pattern_byte(30, 0));
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0)
+		_exit(child_checks(fd, v, m));
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the child died (status 0x%x)", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "child check %d failed", WEXITSTATUS(status));
+	expect_mem_pattern(m + 230 * PG, PG, 30, 230 * PG);
 }
