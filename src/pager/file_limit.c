@@ -107,6 +107,16 @@ uint64_t file_first_present(struct file_state *f, uint64_t from, uint64_t to)
 	return p < end ? p << PAGE_SHIFT : to;
 }
 
+uint64_t file_absent_from(struct file_state *f, uint64_t lo, uint64_t off)
+{
+	pthread_mutex_lock(&f->lock);
+	uint64_t p = off >> PAGE_SHIFT, first = lo >> PAGE_SHIFT;
+	while (p > first && !bit_test(f->present, p - 1))
+		p--;
+	pthread_mutex_unlock(&f->lock);
+	return p << PAGE_SHIFT;
+}
+
 /* Queue [off, off + len) at the tail, extending the tail run when it is
  * contiguous and still short.  Without memory the run is simply not
  * queued: its pages stay (they are only evicted later than they could). */

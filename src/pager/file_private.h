@@ -41,6 +41,9 @@
 #define FILE_IO_CHUNK (1ull << 20)
 /* Read-ahead starts here after a jump and doubles while access is sequential. */
 #define FILE_READAHEAD_MIN (32ull << 10)
+/* A jump reads the aligned block of this size around the request (the
+ * kernel reads around a fault of a file mapping the same way). */
+#define FILE_READAROUND (64ull << 10)
 /* Buffers (each FILE_IO_CHUNK bytes) the pager thread reads into: the most
  * reads it has in flight at once. */
 #define FILE_READ_SLOTS 16
@@ -167,5 +170,7 @@ void file_limit_enforce(struct file_pager *fp, struct file_state *f);
 int file_limit_set(struct file_pager *fp, struct file_state *f, uint64_t high, uint64_t low);
 /* The first page present in [from, to) (page-aligned), or @to. */
 uint64_t file_first_present(struct file_state *f, uint64_t from, uint64_t to);
+/* The lowest s in [lo, off] with every page of [s, off) absent. */
+uint64_t file_absent_from(struct file_state *f, uint64_t lo, uint64_t off);
 
 #endif /* UVMO_PAGER_FILE_PRIVATE_H */

@@ -182,22 +182,33 @@ static int queue_job(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *vm
 	return 0;
 }
 
-/* How far past [off, off + len) to read: the read-ahead of a sequential
- * run, clipped to the VMO and to the first page already present. */
-static uint64_t readahead_end(struct file_state *f, uint64_t off, uint64_t len)
+/*
+ * What to read for a request [off, off + len): a request continuing a
+ * sequential run gets the run's read-ahead (32 KiB doubling up to 1 MiB);
+ * any other (a jump) gets the FILE_READAROUND-aligned block around it, as
+ * the kernel reads around a fault of a file mapping.  Both stop at pages
+ * already present and at the VMO's end; the result always covers the
+ * request.
+ */
+static void plan_read(struct file_state *f, uint64_t off, uint64_t len, uint64_t *start,
+		      uint64_t *stop)
 {
-	uint64_t end = off + len;
-	if (off >= f->run_start && off <= f->next_sequential)
+	uint64_t end = off + len, want;
+	if (off >= f->run_start && off <= f->next_sequential) {
 		f->readahead = f->readahead ? min_u64(f->readahead * 2, FILE_IO_CHUNK)
 					    : FILE_READAHEAD_MIN;
-	else
+		*start = off;
+		want = end + f->readahead;
+	} else {
 		f->readahead = 0;
-	uint64_t ra_end = min_u64(end + f->readahead, f->vmo_size);
-	if (ra_end > end)
-		ra_end = file_first_present(f, end, ra_end);
-	f->run_start = off;
-	f->next_sequential = ra_end;
-	return ra_end;
+		uint64_t block = off & ~(FILE_READAROUND - 1);
+		*start = file_absent_from(f, block, off);
+		want = (end + FILE_READAROUND - 1) & ~(FILE_READAROUND - 1);
+	}
+	want = min_u64(want, f->vmo_size);
+	*stop = want > end ? file_first_present(f, end, want) : end;
+	f->run_start = *start;
+	f->next_sequential = *stop;
 }
 
 /* Queue reads of [off, end) in chunks; on failure the rest fails (ENOMEM). */
@@ -233,8 +244,9 @@ static void serve_read(struct file_pager *fp, const struct uvmo_page_request *re
 	file_limit_enforce(fp, f);
 	uint64_t off = req->offset, end = min_u64(off + req->length, f->vmo_size);
 	if (off < end && !covered_by_a_job(fp, f, off, end - off)) {
-		end = readahead_end(f, off, end - off);
-		queue_range(fp, f, req->vmo, off, end);
+		uint64_t start;
+		plan_read(f, off, end - off, &start, &end);
+		queue_range(fp, f, req->vmo, start, end);
 		if (f->readahead == FILE_IO_CHUNK && end < f->vmo_size) {
 			uint64_t ahead = file_first_present(f, end, min_u64(end + FILE_IO_CHUNK,
 									     f->vmo_size));
