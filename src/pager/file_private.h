@@ -70,7 +70,6 @@ struct file_state {
 	uint64_t file_size;     /* bytes, at open; writeback never writes past it */
 	uint64_t vmo_size;      /* bytes: file_size rounded up to pages */
 	uvmo_vmo_t *vmo;        /* the pager VMO's handle (may be closed: pager calls only) */
-	bool complete;          /* COMPLETE seen: the VMO is gone (pager thread only) */
 	/* WRITEBACK files are created with TRAP_DIRTY: a DIRTY request (the
 	 * first write to a Clean page) sets this; a sync that leaves no page
 	 * Dirty clears it.  Set when the VMO dies: changes were lost, said on

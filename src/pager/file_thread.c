@@ -294,7 +294,6 @@ static void serve_complete(struct file_pager *fp, const struct uvmo_page_request
 		return;
 	if ((f->options & UVMO_FILE_WRITEBACK) && atomic_load(&f->unsynced))
 		report_lost_changes(f);
-	f->complete = true;
 	file_forget(fp, f);
 	file_state_put(f); /* the last one unless a read or a sync still holds it */
 }
