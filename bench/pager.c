@@ -10,7 +10,9 @@
  *   uvmo   a fresh file VMO (uvmo_file_vmo_open) mapped read-only into the
  *          root VMAR; every access faults pages in through the pager;
  *   mmap   mmap(MAP_SHARED, PROT_READ) of the file;
- *   pread  a pread(2) loop (1 MiB buffers sequentially, 4 KiB at random).
+ *   pread  a pread(2) loop (1 MiB buffers sequentially, 4 KiB at random);
+ *   mmap-R (random only, for information) mmap with MADV_RANDOM: the
+ *          kernel reads only the faulting page, no read-around.
  * "seq" reads every 64-byte line of the file in order; "rand" reads the
  * 64 lines of RANDOM_PAGES pages picked at random (the same pages, in the
  * same order, for all three).  Targets: uvmo ≥ 0.8× mmap's throughput
@@ -171,6 +173,18 @@ static double read_mmap(int fd, uint64_t size, enum pattern pat)
 	void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		die("mmap", errno);
+	double t = scan(p, size, pat);
+	munmap(p, size);
+	return t;
+}
+
+/* mmap told MADV_RANDOM: the kernel then reads no more than it faults. */
+static double read_mmap_madv_random(int fd, uint64_t size, enum pattern pat)
+{
+	void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap", errno);
+	madvise(p, size, MADV_RANDOM);
 	double t = scan(p, size, pat);
 	munmap(p, size);
 	return t;
@@ -362,12 +376,14 @@ int main(int argc, char **argv)
 		{ "rand 4K cold", RANDOM, true, 0.7 },
 		{ "rand 4K warm", RANDOM, false, 0.7 },
 	};
-	double t_u[4], t_m[4], t_p[4], t_present[2];
+	double t_u[4], t_m[4], t_p[4], t_present[2], t_mr[2];
 	for (int c = 0; c < 4; c++) {
 		t_m[c] = measure(read_mmap, fd, size, cases[c].pat, cases[c].cold);
 		t_u[c] = measure(read_uvmo, fd, size, cases[c].pat, cases[c].cold);
 		t_p[c] = measure(read_pread, fd, size, cases[c].pat, cases[c].cold);
 	}
+	t_mr[0] = measure(read_mmap_madv_random, fd, size, RANDOM, true);
+	t_mr[1] = measure(read_mmap_madv_random, fd, size, RANDOM, false);
 	t_present[0] = read_uvmo_present(fd, size, SEQUENTIAL);
 	t_present[1] = read_uvmo_present(fd, size, RANDOM);
 
@@ -396,6 +412,10 @@ int main(int argc, char **argv)
 		row(name, bytes, t_u[c], t_m[c], "mmap", cases[c].target);
 		snprintf(name, sizeof name, "%s (info)", cases[c].name);
 		row(name, bytes, t_u[c], t_p[c], "pread", 0);
+		if (cases[c].pat == RANDOM) {
+			snprintf(name, sizeof name, "%s (info)", cases[c].name);
+			row(name, bytes, t_u[c], t_mr[cases[c].cold ? 0 : 1], "mmap-R", 0);
+		}
 	}
 	row("seq, VMO frames present", size, t_present[0], t_m[1], "mmap", 0);
 	row("rand, VMO frames present", RANDOM_PAGES * PAGE, t_present[1], t_m[3], "mmap", 0);
