@@ -658,12 +658,18 @@ Test(file_pager, bad_arguments_to_sync_and_set_memory_limit_change_nothing)
 	uvmo_vmo_t *closed = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
 	uvmo_vmo_close(closed);
 	uvmo_vmo_t *part = make_child(v, UVMO_CHILD_SLICE, 4 * PG, 8 * PG);
+	/* A VMO of a pager that is not the file pager. */
+	uvmo_pager_t *other = NULL;
+	uvmo_vmo_t *foreign = NULL;
+	expect_ok(uvmo_pager_create(0, &other));
+	expect_ok(uvmo_pager_create_vmo(other, 0, 1, 16 * PG, &foreign));
 
 	fill_page(v, 1, 0x11);
 	expect_rc(-EINVAL, uvmo_file_vmo_sync(NULL));
 	expect_rc(-EINVAL, uvmo_file_vmo_sync(anon));
 	expect_rc(-EINVAL, uvmo_file_vmo_sync(plain));
 	expect_rc(-EINVAL, uvmo_file_vmo_sync(part));
+	expect_rc(-EINVAL, uvmo_file_vmo_sync(foreign));
 	expect_rc(-EBADF, uvmo_file_vmo_sync(closed));
 	/* Nothing was written by the refused syncs. */
 	uint8_t word;
@@ -675,6 +681,7 @@ Test(file_pager, bad_arguments_to_sync_and_set_memory_limit_change_nothing)
 	uint64_t held = info_of(v).committed_bytes;
 	expect_rc(-EINVAL, uvmo_file_vmo_set_memory_limit(NULL, 8 * PG, 4 * PG));
 	expect_rc(-EINVAL, uvmo_file_vmo_set_memory_limit(anon, 8 * PG, 4 * PG));
+	expect_rc(-EINVAL, uvmo_file_vmo_set_memory_limit(foreign, 8 * PG, 4 * PG));
 	expect_rc(-EINVAL, uvmo_file_vmo_set_memory_limit(v, 4 * PG, 8 * PG));
 	expect_rc(-EINVAL, uvmo_file_vmo_set_memory_limit(v, 8 * PG + 1, 4 * PG));
 	expect_rc(-EINVAL, uvmo_file_vmo_set_memory_limit(v, 8 * PG, 4 * PG + 1));
@@ -684,6 +691,8 @@ Test(file_pager, bad_arguments_to_sync_and_set_memory_limit_change_nothing)
 	expect_ok(uvmo_file_vmo_sync(v));
 	cr_assert_eq(pread(fd, &word, 1, PG), 1);
 	cr_assert_eq(word, 0x11);
+	uvmo_vmo_close(foreign);
+	uvmo_pager_destroy(other);
 }
 
 /* ---------------------------------------------------------------------- */
