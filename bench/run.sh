@@ -5,6 +5,7 @@
 #   bench/run.sh [args...]         clone_bench (copy-on-write snapshots)
 #   bench/run.sh clone [args...]   the same
 #   bench/run.sh fault [args...]   fault_bench (faults on mappings)
+#   bench/run.sh pager [size_mib]  pager_bench (the io_uring file pager)
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,7 @@ bench=clone_bench
 case "${1:-}" in
 clone) shift ;;
 fault) bench=fault_bench; shift ;;
+pager) bench=pager_bench; shift ;;
 esac
 
 if [ ! -f "$build/build.ninja" ]; then

@@ -60,6 +60,25 @@ int api_ensure_init(void);
 uint64_t api_resizable_window(void);
 uint64_t api_next_id(void);
 
+/*
+ * Hooks of a layer built on the public API above this one (the file pager,
+ * src/pager/file.c), which owns a thread and must be stopped before the
+ * handles it uses are closed.  One set; registering again replaces it.
+ *  - shutdown: first thing in uvmo_shutdown, under init_lock, while every
+ *    handle is still valid;
+ *  - fork_prepare: after init_lock is taken, before uvmo's own locks;
+ *  - fork_parent / fork_child: after uvmo's own handlers, init_lock
+ *    released (the child may then make uvmo calls; it has one thread).
+ * Any member may be NULL.
+ */
+struct api_layer_hooks {
+	void (*shutdown)(void);
+	void (*fork_prepare)(void);
+	void (*fork_parent)(void);
+	void (*fork_child)(void);
+};
+void api_set_layer_hooks(const struct api_layer_hooks *hooks);
+
 /* handle.c */
 int handle_install(struct handle_obj *obj, void **out);
 /* The object of that type with a reference taken for the call, or NULL

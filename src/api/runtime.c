@@ -22,6 +22,12 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic bool initialised;
 static uint64_t resizable_window = DEFAULT_RESIZABLE_WINDOW;
 static _Atomic uint64_t next_id = 1;
+static const struct api_layer_hooks *_Atomic layer_hooks;
+
+void api_set_layer_hooks(const struct api_layer_hooks *hooks)
+{
+	atomic_store(&layer_hooks, hooks);
+}
 
 uint64_t api_next_id(void)
 {
@@ -94,6 +100,9 @@ static int settings_from(const struct uvmo_config *cfg, struct pmm_config *pc)
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&init_lock);
+	const struct api_layer_hooks *h = atomic_load(&layer_hooks);
+	if (h && h->fork_prepare)
+		h->fork_prepare();
 	uffd_fork_prepare();
 	handle_table_lock();
 	pager_fork_prepare();
@@ -105,6 +114,9 @@ static void fork_parent(void)
 	handle_table_unlock();
 	uffd_fork_parent();
 	pthread_mutex_unlock(&init_lock);
+	const struct api_layer_hooks *h = atomic_load(&layer_hooks);
+	if (h && h->fork_parent)
+		h->fork_parent();
 }
 
 static void fork_child(void)
@@ -113,6 +125,9 @@ static void fork_child(void)
 	uffd_fork_child();
 	pager_fork_child();
 	pthread_mutex_unlock(&init_lock);
+	const struct api_layer_hooks *h = atomic_load(&layer_hooks);
+	if (h && h->fork_child)
+		h->fork_child();
 }
 
 static void register_fork_handlers(void)
@@ -180,6 +195,9 @@ UVMO_EXPORT void uvmo_shutdown(void)
 {
 	pthread_mutex_lock(&init_lock);
 	if (atomic_load(&initialised)) {
+		const struct api_layer_hooks *h = atomic_load(&layer_hooks);
+		if (h && h->shutdown)
+			h->shutdown();
 		handle_close_all();
 		api_vmar_fini();
 		uffd_fini();

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file_private.h — the io_uring file pager (uvmo_file_vmo_*), shared by
+ * its four files:
+ *
+ *   file.c         the process-wide file pager (created on first open,
+ *                  freed by uvmo_shutdown), the table of open files, the
+ *                  public entry points uvmo_file_vmo_open / _set_memory_limit
+ *   file_thread.c  the pager thread: one io_uring waiting on the pager
+ *                  descriptor and on the reads it issued; READ requests
+ *                  become batched reads with sequential read-ahead
+ *   file_sync.c    uvmo_file_vmo_sync: writeback on the caller's thread
+ *   file_limit.c   which pages are present, and eviction under a limit
+ *
+ * The file pager is a pager like any user's: it talks to the VMOs only
+ * through the public pager API (src/pager/pager.h is used for one thing:
+ * finding the pager key of a handle).
+ *
+ * Lock order: init_lock (runtime.c) → file_pager_lock → files_lock →
+ * file_state.sync_lock → file_state.lock → uvmo's own locks.  No uvmo call
+ * made under one of these locks waits for the pager thread (supply and
+ * evict never wait for a READ), so the pager thread can always make
+ * progress.
+ */
+#ifndef UVMO_PAGER_FILE_PRIVATE_H
+#define UVMO_PAGER_FILE_PRIVATE_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+#include <uvmo/uvmo.h>
+
+#include "base.h"
+
+/* Largest single read or write, and the most read-ahead ever grows to. */
+#define FILE_IO_CHUNK (1ull << 20)
+/* Read-ahead starts here after a jump and doubles while access is sequential. */
+#define FILE_READAHEAD_MIN (32ull << 10)
+/* A jump reads the aligned block of this size around the request (the
+ * kernel reads around a fault of a file mapping the same way). */
+#define FILE_READAROUND (64ull << 10)
+/* Buffers (each FILE_IO_CHUNK bytes) the pager thread reads into: the most
+ * reads it has in flight at once. */
+#define FILE_READ_SLOTS 16
+/* Submission queue entries: every read slot, plus the two polls. */
+#define FILE_RING_DEPTH 64
+
+/* A run of pages supplied, in the order supplied (oldest first), kept only
+ * while a memory limit is set. */
+struct resident_run {
+	uint64_t offset, length;
+	TAILQ_ENTRY(resident_run) link;
+};
+TAILQ_HEAD(resident_fifo, resident_run);
+
+/*
+ * One open file.  Lives from uvmo_file_vmo_open until the COMPLETE request
+ * of its VMO *and* the last reference (an in-flight read, a sync) are gone.
+ */
+struct file_state {
+	_Atomic uint32_t refs;
+	uint64_t key;           /* the VMO's pager key; the table's sort key */
+	int fd;                 /* our duplicate of the caller's descriptor */
+	uint32_t options;       /* UVMO_FILE_* */
+	uint64_t file_size;     /* bytes, at open; writeback never writes past it */
+	uint64_t vmo_size;      /* bytes: file_size rounded up to pages */
+	uvmo_vmo_t *vmo;        /* the pager VMO's handle (may be closed: pager calls only) */
+	/* WRITEBACK files are created with TRAP_DIRTY: a DIRTY request (the
+	 * first write to a Clean page) sets this; a sync that leaves no page
+	 * Dirty clears it.  Set when the VMO dies: changes were lost, said on
+	 * stderr — the VMO is gone by then, nothing can write them any more. */
+	_Atomic bool unsynced;
+	RB_ENTRY(file_state) link;
+
+	/* Read-ahead (pager thread only).  A READ starting inside
+	 * [run_start, next_sequential] continues the sequential run. */
+	uint64_t run_start;       /* start of the last read issued */
+	uint64_t next_sequential; /* end of the last read issued */
+	uint64_t readahead;       /* bytes read past a request in that run */
+
+	/* Serialises syncs of this file, so one writeback's END never races
+	 * another's BEGIN over the same pages. */
+	pthread_mutex_t sync_lock;
+
+	/* Residency and the memory limit (file_limit.c), under @lock, which is
+	 * held across supply and evict so the count is exact. */
+	pthread_mutex_t lock;
+	uint64_t *present;        /* one bit per page: supplied, not evicted */
+	uint64_t resident_pages;  /* bits set in @present */
+	uint64_t high_pages, low_pages; /* 0: no limit */
+	struct resident_fifo fifo;      /* only while a limit is set */
+};
+
+RB_HEAD(file_tree, file_state);
+RB_PROTOTYPE(file_tree, file_state, link, file_state_cmp)
+
+/* An outstanding read: one chunk of a READ request (plus read-ahead). */
+struct read_job {
+	struct file_state *file; /* one reference */
+	uvmo_vmo_t *vmo;         /* as the request gave it */
+	uint64_t offset, length; /* page-aligned */
+	uint64_t done;           /* bytes read so far */
+	int slot;                /* buffer index, -1 while waiting for one */
+	TAILQ_ENTRY(read_job) link;        /* in waiting, until started */
+	TAILQ_ENTRY(read_job) active_link; /* in active, until finished */
+};
+TAILQ_HEAD(read_queue, read_job);
+
+struct file_pager {
+	uvmo_pager_t *pager;
+	int pager_fd;
+	pthread_t thread;
+	int wake_fd;            /* eventfd: write 1 to stop the thread */
+
+	pthread_mutex_t files_lock; /* protects @files and @next_key */
+	struct file_tree files;
+	uint64_t next_key;
+
+	/* Pager thread only. */
+	struct io_uring ring;
+	uint8_t *buffers;        /* FILE_READ_SLOTS × FILE_IO_CHUNK */
+	bool fixed_buffers;      /* registered with the ring: READ_FIXED */
+	int free_slots[FILE_READ_SLOTS];
+	int nr_free_slots;
+	struct read_queue waiting; /* jobs waiting for a buffer */
+	struct read_queue active;  /* every job not finished (waiting or reading) */
+	unsigned inflight;         /* reads submitted, not completed */
+	bool pager_polled, wake_polled;
+	bool stopping;
+	_Atomic bool stop_requested;
+};
+
+/* file.c */
+void file_state_get(struct file_state *f);
+void file_state_put(struct file_state *f);
+/* The state of @key with a reference taken, or NULL. */
+struct file_state *file_lookup(struct file_pager *fp, uint64_t key);
+/* Remove @f from the table (COMPLETE) and drop the table's reference. */
+void file_forget(struct file_pager *fp, struct file_state *f);
+/* The state behind a user handle (the file VMO or a slice of it), with a
+ * reference, plus the file pager; -EINVAL if it is not a file VMO, -EBADF
+ * if the handle is closed. */
+int file_from_handle(uvmo_vmo_t *vmo, struct file_pager **fp, struct file_state **f);
+
+/* file_thread.c */
+int file_thread_start(struct file_pager *fp);
+/* Stop the thread and wait for it (in-flight reads complete first), then
+ * free the ring and the buffers. */
+void file_thread_stop(struct file_pager *fp);
+/* fork() child: the thread does not exist here; free the ring (without
+ * touching its queues) and the buffers. */
+void file_thread_abandon(struct file_pager *fp);
+
+/* file_limit.c */
+int file_limit_init(struct file_state *f);
+void file_limit_fini(struct file_state *f);
+/* Supply [off, off + len) from @data, counting new pages (and queueing
+ * them for eviction while a limit is set).  Returns
+ * uvmo_pager_supply_pages' result. */
+int file_supply(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *vmo,
+		uint64_t off, uint64_t len, const void *data);
+/* Evict down to the low mark if above the high mark. */
+void file_limit_enforce(struct file_pager *fp, struct file_state *f);
+int file_limit_set(struct file_pager *fp, struct file_state *f, uint64_t high, uint64_t low);
+/* The first page present in [from, to) (page-aligned), or @to. */
+uint64_t file_first_present(struct file_state *f, uint64_t from, uint64_t to);
+/* The lowest s in [lo, off] with every page of [s, off) absent. */
+uint64_t file_absent_from(struct file_state *f, uint64_t lo, uint64_t off);
+
+#endif /* UVMO_PAGER_FILE_PRIVATE_H */
