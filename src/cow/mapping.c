@@ -98,9 +98,10 @@ void cow_notify_protect(struct cow_node *n, uint64_t first, uint64_t end)
 }
 
 int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
-	      void (*resolved)(void *arg), void *arg)
+	      void (*resolved)(void *arg, uint64_t pages), void *arg)
 {
 	int rc = 0;
+	uint64_t end = pg + 1;
 
 	tree_lock(n->tree);
 	if (n->discarded)
@@ -118,7 +119,7 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	if (rc == 0 && ahead) {
 		/* Fault-ahead: best effort, never past the end; a VMO with no
 		 * parent gets its zero pages in one allocation. */
-		uint64_t end = min_u64(pg + 1 + ahead, size_pages(n->size));
+		end = min_u64(pg + 1 + ahead, size_pages(n->size));
 		if (n->parent)
 			cow_own_pages(n, pg + 1, end);
 		else
@@ -128,8 +129,13 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 		restore_forget(n, pg, pg + 1);
 	if (rc == 0) {
 		VALIDATE(n);
+		/* Fault-ahead may stop early (pool limit): report only the
+		 * run of pages @n really owns. */
+		uint64_t owned = 1;
+		while (pg + owned < end && (pl_get(&n->pages, pg + owned) & E_PRESENT))
+			owned++;
 		if (resolved)
-			resolved(arg);
+			resolved(arg, owned);
 	}
 	tree_unlock(n->tree);
 	return rc;

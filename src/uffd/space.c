@@ -192,9 +192,12 @@ static int install_into_mapping(void *ctx, const struct pmm_window *w, uint64_t 
 	return src ? engine_install_copy(addr, src, len) : engine_install_zero(addr, len);
 }
 
-static void lift_write_protection(void *arg)
+/* The faulting page and the fault-ahead pages after it, which the VMO
+ * now owns: one ioctl unprotects them all, so a sequential writer takes
+ * one write-protect fault per fault-ahead window, not one per page. */
+static void lift_write_protection(void *arg, uint64_t pages)
 {
-	engine_write_protect(*(uint64_t *)arg, PAGE_SIZE, false); /* also wakes */
+	engine_write_protect(*(uint64_t *)arg, pages << PAGE_SHIFT, false); /* also wakes */
 }
 
 int space_resolve_fault(uint64_t addr, bool wp, bool write)
