@@ -114,8 +114,16 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	} else if (alow_child(n)) {
 		rc = alow_fault(n, pg, write);
 		ahead = 0;
-	} else if (!(pl_get(&n->pages, pg) & E_PRESENT))
-		rc = cow_fork_page(n, pg);
+	} else if (!(pl_get(&n->pages, pg) & E_PRESENT)) {
+		/* A VMO with no parent takes the faulting page and the
+		 * fault-ahead pages as one run: one install into the mapping.
+		 * At the pool limit the run may fail whole; the faulting page
+		 * is then tried alone. */
+		if (!n->parent && ahead)
+			cow_own_pages_root(n, pg, min_u64(pg + 1 + ahead, size_pages(n->size)));
+		if (!(pl_get(&n->pages, pg) & E_PRESENT))
+			rc = cow_fork_page(n, pg);
+	}
 	if (rc == 0 && ahead) {
 		/* Fault-ahead: best effort, never past the end; a VMO with no
 		 * parent gets its zero pages in one allocation. */
