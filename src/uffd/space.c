@@ -209,12 +209,22 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 	if (off >= m->node_limit)
 		return -ERANGE;
 
-	/* Sequential faults earn a growing window; anything else resets it,
-	 * so random access costs no memory it does not touch. */
+	/* Sequential faults earn a growing window; anything else starts a
+	 * new stream, so random access costs no memory it does not touch.
+	 * The streams are hints read and written without a lock: a race
+	 * costs at most a window size. */
 	uint32_t ahead = 0;
-	if (atomic_load_explicit(&m->next_fault, memory_order_relaxed) == addr) {
-		ahead = atomic_load_explicit(&m->ahead, memory_order_relaxed);
+	struct fault_stream *stream = NULL;
+	for (unsigned i = 0; i < FAULT_STREAMS && !stream; i++)
+		if (atomic_load_explicit(&m->streams[i].next_fault, memory_order_relaxed) == addr)
+			stream = &m->streams[i];
+	if (stream) {
+		ahead = atomic_load_explicit(&stream->ahead, memory_order_relaxed);
 		ahead = ahead ? min_u64(2 * ahead, FAULT_AHEAD) : 1;
+	} else {
+		uint32_t slot = atomic_fetch_add_explicit(&m->next_stream_slot, 1,
+							  memory_order_relaxed);
+		stream = &m->streams[slot % FAULT_STREAMS];
 	}
 	uint64_t room = min_u64((m->r.end - addr) >> PAGE_SHIFT,
 				m->node_limit == UINT64_MAX ? UINT64_MAX
@@ -229,8 +239,9 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 			   wp ? lift_write_protection : NULL, &addr);
 	pmm_set_installer(NULL);
 	if (rc == 0 || rc == -EINPROGRESS) {
-		atomic_store_explicit(&m->ahead, ahead, memory_order_relaxed);
-		atomic_store_explicit(&m->next_fault, addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
+		atomic_store_explicit(&stream->ahead, ahead, memory_order_relaxed);
+		atomic_store_explicit(&stream->next_fault,
+				      addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
 				      memory_order_relaxed);
 	}
 	return rc;

@@ -27,6 +27,9 @@ struct vmar {
 	_Atomic uint32_t refs; /* handles, plus one while in the parent's tree */
 };
 
+/* Sequential fault streams tracked per mapping (fault-ahead). */
+#define FAULT_STREAMS 4
+
 struct mapping {
 	struct region r;
 	struct cow_mapping cm;
@@ -39,10 +42,16 @@ struct mapping {
 	uint64_t file_offset;   /* of the node's window when last mapped */
 	bool installed;
 	bool dead;              /* being unmapped: never remapped again */
-	/* Fault-ahead: where a sequential reader would fault next, and how
-	 * far ahead to serve it (doubles on each hit, up to FAULT_AHEAD). */
-	_Atomic uint64_t next_fault;
-	_Atomic uint32_t ahead;
+	/* Fault-ahead, per sequential stream (several threads may each walk
+	 * their own part of one mapping): where the stream would fault next,
+	 * and how far ahead to serve it (doubles on each hit, up to
+	 * FAULT_AHEAD).  A fault that continues no stream starts one in the
+	 * next slot, round robin. */
+	struct fault_stream {
+		_Atomic uint64_t next_fault;
+		_Atomic uint32_t ahead;
+	} streams[FAULT_STREAMS];
+	_Atomic uint32_t next_stream_slot;
 	/* r, node_offset, perms and file_offset change only under the node's
 	 * tree lock (cow_mapping_update), since cow's callbacks read them. */
 };
