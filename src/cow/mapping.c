@@ -103,7 +103,8 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	int rc = 0;
 	uint64_t end = pg + 1;
 
-	tree_lock(n->tree);
+	/* Not tree_lock: other faults' fills may stay in flight (fill.c). */
+	tree_lock_fault(n->tree);
 	if (n->discarded)
 		rc = -ENOENT;
 	else if (pg >= size_pages(n->size))
@@ -114,16 +115,12 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	} else if (alow_child(n)) {
 		rc = alow_fault(n, pg, write);
 		ahead = 0;
-	} else if (!(pl_get(&n->pages, pg) & E_PRESENT)) {
-		/* A VMO with no parent takes the faulting page and the
-		 * fault-ahead pages as one run: one install into the mapping.
-		 * At the pool limit the run may fail whole; the faulting page
-		 * is then tried alone. */
-		if (!n->parent && ahead)
-			cow_own_pages_root(n, pg, min_u64(pg + 1 + ahead, size_pages(n->size)));
-		if (!(pl_get(&n->pages, pg) & E_PRESENT))
-			rc = cow_fork_page(n, pg);
-	}
+	} else if (!n->parent) {
+		/* Zero pages: the page and its fault-ahead as one run,
+		 * installed with the tree lock dropped (fill.c). */
+		rc = fill_fault_root(n, pg, min_u64(pg + 1 + ahead, size_pages(n->size)));
+	} else if (!(pl_get(&n->pages, pg) & E_PRESENT))
+		rc = cow_fork_page(n, pg);
 	if (rc == 0 && ahead) {
 		/* Fault-ahead: best effort, never past the end; a VMO with no
 		 * parent gets its zero pages in one allocation. */

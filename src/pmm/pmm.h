@@ -104,6 +104,14 @@ void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg);
  * must be holes.  All or nothing: -ENOMEM at the pool limit (after the
  * reclaim hook had its chance) or when the host is out of memory. */
 int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n);
+/* pmm_frame_alloc in two steps, for a caller that populates with its own
+ * lock dropped: pmm_frame_charge counts @n frames against the limit and
+ * in @w (caller's lock held; -ENOMEM as pmm_frame_alloc); the caller
+ * populates them with pmm_frame_populate (zero pages, through the
+ * thread's installer if it has one; no lock needed: it touches no count),
+ * and on its failure gives them back with pmm_frame_free. */
+int pmm_frame_charge(struct pmm_window *w, uint64_t n);
+int pmm_frame_populate(const struct pmm_window *w, uint64_t pg, uint64_t n);
 /* Charge one frame at hole @pg of @w and fill it with the page at @src,
  * atomically: no mapping of the slot ever sees it half-written.  Draws on
  * the thread's reservation first.  -ENOMEM at the limit. */

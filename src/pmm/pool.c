@@ -210,23 +210,32 @@ void pmm_unreserve(void)
 	reserved = 0;
 }
 
-int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
+int pmm_frame_charge(struct pmm_window *w, uint64_t n)
 {
 	int rc = 0;
 	if (reserved >= n)
 		reserved -= n;
 	else
 		rc = charge(n);
+	if (rc == 0)
+		w->frames += n;
+	return rc;
+}
+
+int pmm_frame_populate(const struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	return installed(w, pg, n, NULL) ? 0 : populate(slot_offset(w, pg), n);
+}
+
+int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	int rc = pmm_frame_charge(w, n);
 	if (rc < 0)
 		return rc;
-	rc = installed(w, pg, n, NULL) ? 0 : populate(slot_offset(w, pg), n);
-	if (rc < 0) {
-		punch(slot_offset(w, pg), n);
-		uncharge(n);
-		return rc;
-	}
-	w->frames += n;
-	return 0;
+	rc = pmm_frame_populate(w, pg, n);
+	if (rc < 0)
+		pmm_frame_free(w, pg, n);
+	return rc;
 }
 
 /*
