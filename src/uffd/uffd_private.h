@@ -102,9 +102,10 @@ void engine_forget(void);
 int engine_register(uint64_t start, uint64_t len);
 void engine_write_protect(uint64_t start, uint64_t len, bool protect);
 void engine_clear_poisons(void);
-/* Fill and map holes of a mapping in one step (no wake-up): 0, or an
- * error if not all of it was done. */
+/* Fill and map holes of a mapping in one step (zeros: no wake-up): 0, or
+ * an error if not all of it was done.  @wake_waiters: also wake the
+ * threads faulting in the range (the fault being served is answered). */
 int engine_install_zero(uint64_t addr, uint64_t len);
-int engine_install_copy(uint64_t addr, const void *src, uint64_t len);
+int engine_install_copy(uint64_t addr, const void *src, uint64_t len, bool wake_waiters);
 
 #endif
