@@ -132,6 +132,7 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	}
 	if (rc == 0 && write)
 		restore_forget(n, pg, pg + 1);
+	pmm_flush_fills(); /* copies into the mapping, batched by pmm */
 	if (rc == 0) {
 		VALIDATE(n);
 		/* Fault-ahead may stop early (pool limit): report only the

@@ -189,20 +189,37 @@ struct install_target {
 	uint64_t fault_start, fault_end;
 };
 
+/* The address at which the mapping shows slots [pg, pg + n) of @w, or 0
+ * if it does not show them all. */
+static uint64_t mapped_at(const struct mapping *m, const struct pmm_window *w, uint64_t pg,
+			  uint64_t n)
+{
+	uint64_t off = pg << PAGE_SHIFT;
+	if (pmm_window_file_offset(w) != m->file_offset || off < m->node_offset)
+		return 0;
+	uint64_t addr = m->r.start + (off - m->node_offset);
+	if (addr >= m->r.end || (n << PAGE_SHIFT) > m->r.end - addr)
+		return 0;
+	return addr;
+}
+
+static bool mapping_takes(void *ctx, const struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	const struct install_target *t = ctx;
+	return mapped_at(t->m, w, pg, n) != 0;
+}
+
 static int install_into_mapping(void *ctx, const struct pmm_window *w, uint64_t pg,
 				uint64_t n, const void *src)
 {
 	const struct install_target *t = ctx;
-	struct mapping *m = t->m;
-	uint64_t off = pg << PAGE_SHIFT;
-	if (pmm_window_file_offset(w) != m->file_offset || off < m->node_offset)
-		return -EINVAL;
-	uint64_t addr = m->r.start + (off - m->node_offset);
+	uint64_t addr = mapped_at(t->m, w, pg, n);
 	uint64_t len = n << PAGE_SHIFT;
-	if (addr >= m->r.end || len > m->r.end - addr)
+	if (!addr)
 		return -EINVAL;
 	/* A copy that completes the whole window (a random fault's one
-	 * page) answers the fault itself, saving a UFFDIO_WAKE; one that
+	 * page, or a run pmm deferred) answers the fault itself, saving a
+	 * UFFDIO_WAKE; one that
 	 * leaves fault-ahead pages to do must not wake yet.  Zero runs do
 	 * not: they are installed with the tree lock dropped (cow/fill.c),
 	 * and a thread woken then preempts its handler before the handler
@@ -258,7 +275,9 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 		target.fault_start = addr;
 		target.fault_end = addr + ((uint64_t)ahead + 1) * PAGE_SIZE;
 	}
-	struct pmm_installer installer = { install_into_mapping, &target };
+	struct pmm_installer installer = {
+		.fill = install_into_mapping, .takes = mapping_takes, .ctx = &target
+	};
 	pmm_set_installer(&installer);
 	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead, wp || write,
 			   wp ? lift_write_protection : NULL, &addr);
