@@ -23,6 +23,16 @@ static bool install_protected(const struct cow_node *n)
 	       n->restored_from; /* E_RESTORED pages must fault on write */
 }
 
+/* True if a mapping of @n may write page @pg in place: @n owns it, and no
+ * reason of install_protected applies to it (its frame is @n's own, so
+ * borrowed frames are out; paged roots and at-least-on-write children
+ * fault one page at a time). */
+static bool writable_in_place(const struct cow_node *n, uint64_t pg)
+{
+	uint16_t e = pl_get(&n->pages, pg);
+	return (e & E_PRESENT) && !(e & (E_RESTORED | E_CACHE));
+}
+
 int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes)
 {
 	int rc = 0;
@@ -136,9 +146,10 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	if (rc == 0) {
 		VALIDATE(n);
 		/* Fault-ahead may stop early (pool limit): report only the
-		 * run of pages @n really owns. */
+		 * run of pages @n really owns, and none that must stay
+		 * write-protected (install_protected: restored pages). */
 		uint64_t owned = 1;
-		while (pg + owned < end && (pl_get(&n->pages, pg + owned) & E_PRESENT))
+		while (pg + owned < end && writable_in_place(n, pg + owned))
 			owned++;
 		if (resolved)
 			resolved(arg, owned);
