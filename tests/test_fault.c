@@ -1487,6 +1487,149 @@ static void *scribble(void *arg)
 	return NULL;
 }
 
+/* Write faults unprotect their fault-ahead pages too — but a restored page
+ * must stay protected until it is written, or the next restore to the same
+ * snapshot would think it unchanged. */
+Test(fault, sequential_writes_after_a_restore_are_all_restored_again)
+{
+	const uint64_t pages = 256;
+	uvmo_vmo_t *v = make_vmo(pages * PG, 0);
+	uint8_t *map = map_rw(v);
+	for (uint64_t pg = 0; pg < pages; pg++)
+		fill_words((volatile uint64_t *)(map + pg * PG), pg, 1);
+	uvmo_vmo_t *s;
+	expect_ok(uvmo_vmo_snapshot(v, &s));
+	for (int round = 2; round <= 4; round++) {
+		for (uint64_t pg = 0; pg < pages; pg++)
+			fill_words((volatile uint64_t *)(map + pg * PG), pg, (uint64_t)round);
+		expect_ok(uvmo_vmo_restore(v, s));
+		for (uint64_t pg = 0; pg < pages; pg++) {
+			const uint64_t *w = (const uint64_t *)(map + pg * PG);
+			for (size_t i = 0; i < WORDS; i += 97)
+				cr_assert_eq(w[i], tag(pg, 1), "round %d: page %llu word %zu "
+					     "not restored", round, (unsigned long long)pg, i);
+		}
+	}
+	uvmo_vmo_close(s);
+}
+
+/* First touches of a fresh VMO install their zero pages with the tree lock
+ * dropped (src/cow/fill.c).  Threads first-touch their own stripes (and
+ * decommit them to touch them afresh next round), another keeps reading a
+ * scratch range, while the test thread reads, commits and decommits the
+ * scratch range, takes snapshots and checks they hold still — every call
+ * must wait for the fills in flight: no write may reach a snapshot, no
+ * frame may be left behind. */
+#define TOUCHERS 3
+#define STRIPE_PAGES 256u
+#define TOUCH_ROUNDS 12u
+#define SCRATCH_FIRST (TOUCHERS * STRIPE_PAGES)
+#define SCRATCH_PAGES 32u
+
+struct toucher {
+	uint8_t *map;
+	uvmo_vmo_t *vmo;
+	unsigned first_page;
+	atomic_uint *done;
+};
+
+static void *first_toucher(void *arg)
+{
+	struct toucher *t = arg;
+	for (unsigned round = 1; round <= TOUCH_ROUNDS && !atomic_load(&thread_failed); round++) {
+		for (unsigned pg = t->first_page; pg < t->first_page + STRIPE_PAGES; pg++) {
+			volatile uint64_t *w = (volatile uint64_t *)(t->map + (uint64_t)pg * PG);
+			tcheck(w[WORDS - 1] == 0, "round %u: page %u reads %#llx before its first "
+			       "write", round, pg, (unsigned long long)w[WORDS - 1]);
+			fill_words(w, pg, round);
+		}
+		if (round == TOUCH_ROUNDS)
+			break;
+		int rc = uvmo_vmo_op_range(t->vmo, UVMO_OP_DECOMMIT, (uint64_t)t->first_page * PG,
+					   (uint64_t)STRIPE_PAGES * PG);
+		tcheck(rc == 0, "decommit of a stripe: %d", rc);
+	}
+	atomic_fetch_add(t->done, 1);
+	return NULL;
+}
+
+struct scratch_reader {
+	const uint8_t *map;
+	atomic_uint *done;
+};
+
+/* Reads the scratch pages, which only ever hold zeros, faulting them in
+ * again after each decommit. */
+static void *scratch_reader(void *arg)
+{
+	struct scratch_reader *r = arg;
+	while (atomic_load(r->done) < TOUCHERS && !atomic_load(&thread_failed)) {
+		for (unsigned pg = SCRATCH_FIRST; pg < SCRATCH_FIRST + SCRATCH_PAGES; pg++) {
+			const volatile uint64_t *w =
+				(const volatile uint64_t *)(r->map + (uint64_t)pg * PG);
+			tcheck(w[pg % WORDS] == 0, "scratch page %u reads %#llx", pg,
+			       (unsigned long long)w[pg % WORDS]);
+		}
+	}
+	return NULL;
+}
+
+Test(fault, first_touches_by_several_threads_racing_with_calls_stay_correct, .timeout = 120)
+{
+	const uint64_t pages = SCRATCH_FIRST + SCRATCH_PAGES;
+	uvmo_vmo_t *v = make_vmo(pages * PG, 0);
+	uint8_t *map = map_rw(v);
+	struct toucher tt[TOUCHERS];
+	pthread_t th[TOUCHERS];
+	atomic_uint done = 0;
+	for (unsigned i = 0; i < TOUCHERS; i++)
+		tt[i] = (struct toucher){ map, v, i * STRIPE_PAGES, &done };
+	start_workers(th, TOUCHERS, first_toucher, tt, sizeof(tt[0]));
+	struct scratch_reader sr = { map, &done };
+	pthread_t rt;
+	cr_assert_eq(pthread_create(&rt, NULL, scratch_reader, &sr), 0);
+	size_t span = (size_t)SCRATCH_FIRST * PG;
+	uint8_t *one = malloc(span), *two = malloc(span);
+	cr_assert(one && two);
+
+	uint64_t buf[WORDS];
+	for (unsigned i = 0; atomic_load(&done) < TOUCHERS || i < 500; i++) {
+		unsigned pg = (i * 7919u) % SCRATCH_FIRST;
+		expect_ok(uvmo_vmo_read(v, buf, (uint64_t)pg * PG, PG));
+		for (size_t k = 0; k < WORDS; k++)
+			cr_assert(buf[k] == 0 || (buf[k] & 0xfffff) == pg,
+				  "page %u word %zu reads %#llx by call", pg, k,
+				  (unsigned long long)buf[k]);
+		unsigned sp = SCRATCH_FIRST + i % SCRATCH_PAGES;
+		expect_ok(uvmo_vmo_op_range(v, i % 2 ? UVMO_OP_DECOMMIT : UVMO_OP_COMMIT,
+					    (uint64_t)sp * PG, PG));
+		if (i % 64 == 0) {
+			uvmo_vmo_t *c = snap(v);
+			expect_ok(uvmo_vmo_read(c, one, 0, span));
+			usleep(200);
+			expect_ok(uvmo_vmo_read(c, two, 0, span));
+			cr_assert(memcmp(one, two, span) == 0, "round %u: a snapshot changed", i);
+			uvmo_vmo_close(c);
+		}
+		if (atomic_load(&thread_failed))
+			break;
+	}
+	join_workers(th, TOUCHERS);
+	cr_assert_eq(pthread_join(rt, NULL), 0);
+	expect_no_thread_failure();
+	free(one);
+	free(two);
+	struct uvmo_stats st;
+	expect_ok(uvmo_get_stats(&st));
+	cr_assert_eq(st.host_bytes, st.committed_bytes, "frames left behind by fills");
+	for (unsigned pg = 0; pg < SCRATCH_FIRST; pg++) {
+		const uint64_t *w = (const uint64_t *)(map + (uint64_t)pg * PG);
+		for (size_t k = 0; k < WORDS; k++)
+			cr_assert_eq(w[k], tag(pg, TOUCH_ROUNDS), "page %u word %zu", pg, k);
+	}
+	expect_vmo_matches(v, 0, map, (uint64_t)SCRATCH_FIRST * PG);
+}
+
 /* The smallest form of faults_racing_with_snapshots_stay_correct: one
  * thread rewrites one mapped page without pause while the test thread
  * takes snapshots (keeping them all) and reads each one twice. */

@@ -135,13 +135,15 @@ void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m);
 /* A fault on page @pg of @n: make @n own it (copy-on-write or zero fill),
  * and, as far as the pool allows, the @ahead pages after it (fault-ahead).
  * @write: a write fault (pager-backed roots track dirty pages).
- * On success @resolved(@arg) runs before the tree lock is dropped, so that
- * e.g. lifting a write protection cannot race a new snapshot.  0, or
- * -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT (discarded),
- * -EBUSY (pager detached), -EINPROGRESS (waits for the pager: see
- * cow_wait_use; the thread is woken through the wait's @complete). */
+ * On success @resolved(@arg, @pages) runs before the tree lock is dropped,
+ * so that e.g. lifting a write protection cannot race a new snapshot;
+ * @pages (at least 1) is how many pages from @pg on @n now owns, so the
+ * protection of the fault-ahead pages can be lifted in the same call.  0,
+ * or -ERANGE (past the end), -ENOMEM (pool exhausted), -ENOENT
+ * (discarded), -EBUSY (pager detached), -EINPROGRESS (waits for the pager:
+ * see cow_wait_use; the thread is woken through the wait's @complete). */
 int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
-	      void (*resolved)(void *arg), void *arg);
+	      void (*resolved)(void *arg, uint64_t pages), void *arg);
 /* Tell cow which buffers may be uvmo mappings: those are never touched
  * with a tree lock held (they are bounced). */
 void cow_set_managed_memory(bool (*managed)(const void *p, size_t len));

@@ -93,9 +93,23 @@ enum {
 	N_TRAP_DIRTY = 1u << 4,
 };
 
+/* Most zero fills of faults in flight at once in one tree (fill.c); more
+ * concurrent faults fill with the lock held. */
+#define MAX_FILLS 8
+
 struct cow_tree {
 	pthread_mutex_t lock;
 	uint32_t nodes; /* under lock; the last node frees the tree */
+	/* Fault zero fills installing with the lock dropped (fill.c), all
+	 * under lock: their page ranges, the threads in tree_lock waiting for
+	 * them to end, and the signal that one ended. */
+	struct cow_fill {
+		const struct cow_node *node;
+		uint64_t first, end;
+	} fills[MAX_FILLS];
+	uint32_t nfills;
+	uint32_t drain_waiters;
+	pthread_cond_t fill_ended;
 };
 
 struct cow_node {
@@ -246,8 +260,12 @@ static inline void count(_Atomic uint64_t *c, uint64_t n)
 int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
 	       struct cow_node **out);
 void node_free(struct cow_node *n);
+/* Lock @t for an operation: waits until no fault fill is in flight, so
+ * that every entry's frame is in its slot (fill.c). */
 void tree_lock(struct cow_tree *t);
 void tree_unlock(struct cow_tree *t);
+/* Free a tree whose last node is gone (lock not held). */
+void tree_free(struct cow_tree *t);
 
 /* Entry bookkeeping that keeps `committed` exact. */
 int node_set_entry(struct cow_node *n, uint64_t pg, uint16_t e);
@@ -368,6 +386,19 @@ void alow_die(struct cow_node *c);
 /* ---- restore.c ---- */
 /* Pages [first, end) of @n are about to be written: drop E_RESTORED. */
 void restore_forget(struct cow_node *n, uint64_t first, uint64_t end);
+
+/* ---- fill.c ---- */
+/* Lock @t for a fault: fills of other faults may be in flight. */
+void tree_lock_fault(struct cow_tree *t);
+/* A fault on page @pg of @n, a VMO with no parent and no pager (its
+ * missing pages are zero): give @n frames for the missing pages of
+ * [pg, end), installing them with the tree lock dropped; held again on
+ * return.  If @pg is being filled by another fault, wait for it.  0, or
+ * -ENOMEM if @pg could not be had (fault-ahead pages are best effort). */
+int fill_fault_root(struct cow_node *n, uint64_t pg, uint64_t end);
+/* True if slot @pg of @n's home is being filled with the lock dropped
+ * (lock held): its entry says present, the slot is still a hole. */
+bool fill_in_flight(const struct cow_node *n, uint64_t pg);
 
 /* ---- merge.c ---- */
 /* @n (non-hidden) has no holders left: free it and merge its parent. */

@@ -63,7 +63,8 @@ uint64_t discard_reclaim(uint64_t pages)
 			break;
 		if (pthread_mutex_trylock(&n->tree->lock) != 0)
 			continue; /* busy, or the caller's own tree */
-		if (n->lock_count == 0 && !n->discarded) {
+		/* A tree with fault fills in flight is busy too (fill.c). */
+		if (n->tree->nfills == 0 && n->lock_count == 0 && !n->discarded) {
 			freed += n->committed;
 			discard_node(n);
 			TAILQ_REMOVE(&lru, n, lru);

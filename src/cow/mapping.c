@@ -23,6 +23,16 @@ static bool install_protected(const struct cow_node *n)
 	       n->restored_from; /* E_RESTORED pages must fault on write */
 }
 
+/* True if a mapping of @n may write page @pg in place: @n owns it, and no
+ * reason of install_protected applies to it (its frame is @n's own, so
+ * borrowed frames are out; paged roots and at-least-on-write children
+ * fault one page at a time). */
+static bool writable_in_place(const struct cow_node *n, uint64_t pg)
+{
+	uint16_t e = pl_get(&n->pages, pg);
+	return (e & E_PRESENT) && !(e & (E_RESTORED | E_CACHE));
+}
+
 int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes)
 {
 	int rc = 0;
@@ -98,11 +108,13 @@ void cow_notify_protect(struct cow_node *n, uint64_t first, uint64_t end)
 }
 
 int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
-	      void (*resolved)(void *arg), void *arg)
+	      void (*resolved)(void *arg, uint64_t pages), void *arg)
 {
 	int rc = 0;
+	uint64_t end = pg + 1;
 
-	tree_lock(n->tree);
+	/* Not tree_lock: other faults' fills may stay in flight (fill.c). */
+	tree_lock_fault(n->tree);
 	if (n->discarded)
 		rc = -ENOENT;
 	else if (pg >= size_pages(n->size))
@@ -113,12 +125,16 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	} else if (alow_child(n)) {
 		rc = alow_fault(n, pg, write);
 		ahead = 0;
+	} else if (!n->parent) {
+		/* Zero pages: the page and its fault-ahead as one run,
+		 * installed with the tree lock dropped (fill.c). */
+		rc = fill_fault_root(n, pg, min_u64(pg + 1 + ahead, size_pages(n->size)));
 	} else if (!(pl_get(&n->pages, pg) & E_PRESENT))
 		rc = cow_fork_page(n, pg);
 	if (rc == 0 && ahead) {
 		/* Fault-ahead: best effort, never past the end; a VMO with no
 		 * parent gets its zero pages in one allocation. */
-		uint64_t end = min_u64(pg + 1 + ahead, size_pages(n->size));
+		end = min_u64(pg + 1 + ahead, size_pages(n->size));
 		if (n->parent)
 			cow_own_pages(n, pg + 1, end);
 		else
@@ -126,10 +142,17 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	}
 	if (rc == 0 && write)
 		restore_forget(n, pg, pg + 1);
+	pmm_flush_fills(); /* copies into the mapping, batched by pmm */
 	if (rc == 0) {
 		VALIDATE(n);
+		/* Fault-ahead may stop early (pool limit): report only the
+		 * run of pages @n really owns, and none that must stay
+		 * write-protected (install_protected: restored pages). */
+		uint64_t owned = 1;
+		while (pg + owned < end && writable_in_place(n, pg + owned))
+			owned++;
 		if (resolved)
-			resolved(arg);
+			resolved(arg, owned);
 	}
 	tree_unlock(n->tree);
 	return rc;

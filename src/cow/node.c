@@ -13,6 +13,14 @@ static _Atomic uint64_t next_id = 1;
 void tree_lock(struct cow_tree *t)
 {
 	pthread_mutex_lock(&t->lock);
+	if (t->nfills) {
+		/* Counted, so that new faults stop dropping the lock and the
+		 * wait ends (fill.c). */
+		t->drain_waiters++;
+		while (t->nfills)
+			pthread_cond_wait(&t->fill_ended, &t->lock);
+		t->drain_waiters--;
+	}
 }
 
 void tree_unlock(struct cow_tree *t)
@@ -26,7 +34,16 @@ static struct cow_tree *tree_new(void)
 	if (!t)
 		return NULL;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->fill_ended, NULL);
 	return t;
+}
+
+void tree_free(struct cow_tree *t)
+{
+	UVMO_ASSERT(t->nfills == 0 && t->drain_waiters == 0);
+	pthread_cond_destroy(&t->fill_ended);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
 }
 
 int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
@@ -114,8 +131,7 @@ int cow_create(uint64_t size, uint64_t capacity, uint32_t flags,
 fail_node:
 	node_free(n);
 fail_tree:
-	pthread_mutex_destroy(&tree->lock);
-	free(tree);
+	tree_free(tree);
 	return rc;
 }
 
@@ -140,10 +156,8 @@ void cow_node_unref(struct cow_node *n)
 	node_die(n);
 	last_node = tree->nodes == 0;
 	tree_unlock(tree);
-	if (last_node) {
-		pthread_mutex_destroy(&tree->lock);
-		free(tree);
-	}
+	if (last_node)
+		tree_free(tree);
 }
 
 uint64_t cow_id(const struct cow_node *n)

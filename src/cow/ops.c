@@ -147,14 +147,16 @@ int cow_own_pages_root(struct cow_node *n, uint64_t first, uint64_t end)
 		int rc = pmm_frame_alloc(n->home, pg, run - pg);
 		if (rc < 0)
 			return rc;
+		uint64_t run_start = pg;
 		for (; pg < run; pg++) {
 			rc = node_set_entry(n, pg, E_PRESENT);
 			if (rc < 0) {
 				pmm_frame_free(n->home, pg, run - pg);
+				count(&cow_counters.zero_fills, pg - run_start);
 				return rc;
 			}
 		}
-		count(&cow_counters.zero_fills, run - pg);
+		count(&cow_counters.zero_fills, run - run_start);
 	}
 	return 0;
 }

@@ -91,10 +91,8 @@ void cow_node_release(struct cow_node *n)
 		last_node = tree->nodes == 0;
 	}
 	tree_unlock(tree);
-	if (last_node) {
-		pthread_mutex_destroy(&tree->lock);
-		free(tree);
-	}
+	if (last_node)
+		tree_free(tree);
 }
 
 /* The last holder is gone (tree lock held): give the frames back, tell the

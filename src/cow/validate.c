@@ -140,7 +140,8 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 		if (wk->nslots == wk->cap)
 			wk->slots = grow(wk->slots, &wk->cap, sizeof(*wk->slots));
 		wk->slots[wk->nslots++] = (struct slot_ref){ w, pg };
-		CHECK(pmm_slot_populated(w, pg), n, "frame at %llu not in the pool",
+		CHECK(pmm_slot_populated(w, pg) || fill_in_flight(n, pg), n,
+		      "frame at %llu not in the pool",
 		      (unsigned long long)pg);
 	}
 	CHECK(split == n->split_entries, n, "split_entries %llu but %llu",

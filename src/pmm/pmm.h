@@ -75,10 +75,22 @@ void pmm_set_reclaim_hook(uint64_t (*hook)(uint64_t pages));
 struct pmm_installer {
 	int (*fill)(void *ctx, const struct pmm_window *w, uint64_t pg, uint64_t n,
 		    const void *src);
+	/* Optional: true if @fill would take [pg, pg + n) of @w.  Then
+	 * pmm_frame_fill defers such copies and hands each run of them
+	 * (consecutive slots from consecutive sources) to @fill in one call:
+	 * see pmm_flush_fills. */
+	bool (*takes)(void *ctx, const struct pmm_window *w, uint64_t pg, uint64_t n);
 	void *ctx;
 };
-/* Set (or, with NULL, clear) this thread's installer. */
+/* Set (or, with NULL, clear) this thread's installer; completes the
+ * copies deferred for the old one. */
 void pmm_set_installer(const struct pmm_installer *installer);
+/* Complete the copies pmm_frame_fill deferred for this thread's installer.
+ * Until then their slots are holes that the counts already call frames,
+ * and their sources must stay as they are: call it before anything else
+ * may look at either (before the caller's lock drops).  The other pmm
+ * calls that change slots complete them first by themselves. */
+void pmm_flush_fills(void);
 
 /* Called after frames were returned to the pool (so that faults refused
  * for want of memory may be retried).  Must be cheap when idle; runs with
@@ -104,9 +116,18 @@ void *pmm_slot_addr(const struct pmm_window *w, uint64_t pg);
  * must be holes.  All or nothing: -ENOMEM at the pool limit (after the
  * reclaim hook had its chance) or when the host is out of memory. */
 int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n);
+/* pmm_frame_alloc in two steps, for a caller that populates with its own
+ * lock dropped: pmm_frame_charge counts @n frames against the limit and
+ * in @w (caller's lock held; -ENOMEM as pmm_frame_alloc); the caller
+ * populates them with pmm_frame_populate (zero pages, through the
+ * thread's installer if it has one; no lock needed: it touches no count),
+ * and on its failure gives them back with pmm_frame_free. */
+int pmm_frame_charge(struct pmm_window *w, uint64_t n);
+int pmm_frame_populate(const struct pmm_window *w, uint64_t pg, uint64_t n);
 /* Charge one frame at hole @pg of @w and fill it with the page at @src,
  * atomically: no mapping of the slot ever sees it half-written.  Draws on
- * the thread's reservation first.  -ENOMEM at the limit. */
+ * the thread's reservation first.  -ENOMEM at the limit.  A copy the
+ * thread's installer takes may be deferred (see pmm_flush_fills). */
 int pmm_frame_fill(struct pmm_window *w, uint64_t pg, const void *src);
 /* Reserve @n frames for this thread's next allocations, so that an
  * operation needing several frames fails before it starts (-ENOMEM, with

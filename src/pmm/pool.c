@@ -183,9 +183,63 @@ static void punch(off_t off, uint64_t n)
 static __thread uint64_t reserved;
 static __thread const struct pmm_installer *installer;
 
+/*
+ * Copies deferred by pmm_frame_fill for the installer: one run of
+ * consecutive slots of one window whose sources are consecutive too (a
+ * fault-ahead window of pages inherited from one ancestor), handed to the
+ * installer in one call — one UFFDIO_COPY instead of one per page.
+ */
+#define MAX_DEFERRED_FILLS 64
+static __thread struct {
+	const struct pmm_window *w;
+	uint64_t pg, n;
+	const char *src;
+} deferred;
+
+static int fill_hole(off_t off, const void *src);
+
+void pmm_flush_fills(void)
+{
+	if (!deferred.n)
+		return;
+	const struct pmm_window *w = deferred.w;
+	uint64_t pg = deferred.pg, n = deferred.n;
+	const char *src = deferred.src;
+	deferred.n = 0;
+	if (installer && installer->fill(installer->ctx, w, pg, n, src) == 0)
+		return;
+	/* The installer did part of it or none: copy every page by hand (a
+	 * page it did is rewritten with the same bytes).  Too late to fail:
+	 * the frames are counted, so a host out of memory gets a plain copy,
+	 * which the kernel backs or kills us for, like any memory. */
+	for (uint64_t i = 0; i < n; i++)
+		if (fill_hole(slot_offset(w, pg + i), src + i * PAGE_SIZE) < 0)
+			memcpy(pmm_slot_addr(w, pg + i), src + i * PAGE_SIZE, PAGE_SIZE);
+}
+
 void pmm_set_installer(const struct pmm_installer *i)
 {
+	pmm_flush_fills();
 	installer = i;
+}
+
+/* Defer the copy of @src into hole @pg of @w if the installer takes it,
+ * extending the deferred run when it continues it. */
+static bool deferred_fill(const struct pmm_window *w, uint64_t pg, const void *src)
+{
+	if (!installer || !installer->takes || !installer->takes(installer->ctx, w, pg, 1))
+		return false;
+	bool continues = deferred.n && deferred.w == w && deferred.pg + deferred.n == pg &&
+			 deferred.src + deferred.n * PAGE_SIZE == (const char *)src &&
+			 deferred.n < MAX_DEFERRED_FILLS;
+	if (!continues) {
+		pmm_flush_fills();
+		deferred.w = w;
+		deferred.pg = pg;
+		deferred.src = src;
+	}
+	deferred.n++;
+	return true;
 }
 
 static bool installed(const struct pmm_window *w, uint64_t pg, uint64_t n,
@@ -210,23 +264,33 @@ void pmm_unreserve(void)
 	reserved = 0;
 }
 
-int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
+int pmm_frame_charge(struct pmm_window *w, uint64_t n)
 {
 	int rc = 0;
 	if (reserved >= n)
 		reserved -= n;
 	else
 		rc = charge(n);
+	if (rc == 0)
+		w->frames += n;
+	return rc;
+}
+
+int pmm_frame_populate(const struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	pmm_flush_fills();
+	return installed(w, pg, n, NULL) ? 0 : populate(slot_offset(w, pg), n);
+}
+
+int pmm_frame_alloc(struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	int rc = pmm_frame_charge(w, n);
 	if (rc < 0)
 		return rc;
-	rc = installed(w, pg, n, NULL) ? 0 : populate(slot_offset(w, pg), n);
-	if (rc < 0) {
-		punch(slot_offset(w, pg), n);
-		uncharge(n);
-		return rc;
-	}
-	w->frames += n;
-	return 0;
+	rc = pmm_frame_populate(w, pg, n);
+	if (rc < 0)
+		pmm_frame_free(w, pg, n);
+	return rc;
 }
 
 /*
@@ -271,6 +335,11 @@ int pmm_frame_fill(struct pmm_window *w, uint64_t pg, const void *src)
 		rc = charge(1);
 	if (rc < 0)
 		return rc;
+	if (deferred_fill(w, pg, src)) {
+		w->frames++;
+		return 0;
+	}
+	pmm_flush_fills();
 	rc = installed(w, pg, 1, src) ? 0 : fill_hole(slot_offset(w, pg), src);
 	if (rc < 0) {
 		punch(slot_offset(w, pg), 1);
@@ -286,6 +355,7 @@ int pmm_frame_fill(struct pmm_window *w, uint64_t pg, const void *src)
 
 void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n)
 {
+	pmm_flush_fills();
 	UVMO_ASSERT(w->frames >= n);
 	punch(slot_offset(w, pg), n);
 	w->frames -= n;
@@ -298,6 +368,7 @@ void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 	/* One frame before, one after: no charge changes hands.  A failing
 	 * pwrite (host out of memory) falls back to a copy by hand, which
 	 * the kernel backs or kills us for, like any memory. */
+	pmm_flush_fills();
 	if (!installed(dst, dpg, 1, pmm_slot_addr(src, spg)) &&
 	    fill_hole(slot_offset(dst, dpg), pmm_slot_addr(src, spg)) < 0)
 		memcpy(pmm_slot_addr(dst, dpg), pmm_slot_addr(src, spg), PAGE_SIZE);

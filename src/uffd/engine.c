@@ -92,6 +92,10 @@ void engine_write_protect(uint64_t start, uint64_t len, bool protect)
 		;
 }
 
+/* Set when an install has woken the faulting thread, so that the fault
+ * is answered without a separate UFFDIO_WAKE. */
+static __thread bool fault_answered;
+
 int engine_install_zero(uint64_t addr, uint64_t len)
 {
 	struct uffdio_zeropage z = {
@@ -103,16 +107,17 @@ int engine_install_zero(uint64_t addr, uint64_t len)
 	return 0;
 }
 
-int engine_install_copy(uint64_t addr, const void *src, uint64_t len)
+int engine_install_copy(uint64_t addr, const void *src, uint64_t len, bool wake_waiters)
 {
 	struct uffdio_copy c = {
 		.dst = addr,
 		.src = (uint64_t)(uintptr_t)src,
 		.len = len,
-		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+		.mode = wake_waiters ? 0 : UFFDIO_COPY_MODE_DONTWAKE,
 	};
 	if (ioctl(engine.fd, UFFDIO_COPY, &c) < 0 || (uint64_t)c.copy != len)
 		return -EAGAIN;
+	fault_answered |= wake_waiters;
 	return 0;
 }
 
@@ -250,6 +255,7 @@ static void handle_fault(const struct uffd_msg *msg)
 	 * fork() in progress (which holds it for writing) sees no fault
 	 * half-served. */
 	pthread_rwlock_rdlock(&aspace_lock);
+	fault_answered = false;
 	int rc = resolve_with_wait(addr, wp, write, tid);
 
 	if (rc == -EINPROGRESS) {
@@ -260,7 +266,7 @@ static void handle_fault(const struct uffd_msg *msg)
 	} else if (rc < 0) {
 		atomic_fetch_add(&engine.sigbus_faults, 1);
 		poison(addr);
-	} else if (!wp) {
+	} else if (!wp && !fault_answered) {
 		wake(addr, PAGE_SIZE); /* a write-protect fault was lifted under the lock */
 	}
 	pthread_rwlock_unlock(&aspace_lock);

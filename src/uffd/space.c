@@ -169,8 +169,12 @@ struct mapping *space_find_mapping(uint64_t addr)
 	}
 }
 
-/* Zircon's window: at most 16 pages served per fault. */
-#define FAULT_AHEAD 15u
+/* At most 64 pages (256 KiB) served per fault.  Zircon stops at 16, but
+ * here a round trip costs several kernel faults, and a sequential stream
+ * reaches 64 only after six hits in a row: measured with bench/fault, 64
+ * makes first touches 27% and sequential clone reads 15% cheaper than 16,
+ * for at most 63 pages served past where a stream stops. */
+#define FAULT_AHEAD 63u
 
 /*
  * Fill holes of the faulting mapping's window by installing the pages
@@ -178,23 +182,59 @@ struct mapping *space_find_mapping(uint64_t addr)
  * the woken thread finds its page mapped instead of faulting a second time.
  * Anything else (another window, outside the mapping) is left to pmm.
  */
+struct install_target {
+	struct mapping *m;
+	/* A missing fault: the faulting page and its fault-ahead window
+	 * (empty for a write-protect fault). */
+	uint64_t fault_start, fault_end;
+};
+
+/* The address at which the mapping shows slots [pg, pg + n) of @w, or 0
+ * if it does not show them all. */
+static uint64_t mapped_at(const struct mapping *m, const struct pmm_window *w, uint64_t pg,
+			  uint64_t n)
+{
+	uint64_t off = pg << PAGE_SHIFT;
+	if (pmm_window_file_offset(w) != m->file_offset || off < m->node_offset)
+		return 0;
+	uint64_t addr = m->r.start + (off - m->node_offset);
+	if (addr >= m->r.end || (n << PAGE_SHIFT) > m->r.end - addr)
+		return 0;
+	return addr;
+}
+
+static bool mapping_takes(void *ctx, const struct pmm_window *w, uint64_t pg, uint64_t n)
+{
+	const struct install_target *t = ctx;
+	return mapped_at(t->m, w, pg, n) != 0;
+}
+
 static int install_into_mapping(void *ctx, const struct pmm_window *w, uint64_t pg,
 				uint64_t n, const void *src)
 {
-	struct mapping *m = ctx;
-	uint64_t off = pg << PAGE_SHIFT;
-	if (pmm_window_file_offset(w) != m->file_offset || off < m->node_offset)
-		return -EINVAL;
-	uint64_t addr = m->r.start + (off - m->node_offset);
+	const struct install_target *t = ctx;
+	uint64_t addr = mapped_at(t->m, w, pg, n);
 	uint64_t len = n << PAGE_SHIFT;
-	if (addr >= m->r.end || len > m->r.end - addr)
+	if (!addr)
 		return -EINVAL;
-	return src ? engine_install_copy(addr, src, len) : engine_install_zero(addr, len);
+	/* A copy that completes the whole window (a random fault's one
+	 * page, or a run pmm deferred) answers the fault itself, saving a
+	 * UFFDIO_WAKE; one that
+	 * leaves fault-ahead pages to do must not wake yet.  Zero runs do
+	 * not: they are installed with the tree lock dropped (cow/fill.c),
+	 * and a thread woken then preempts its handler before the handler
+	 * has finished (measured: first touches 9% slower). */
+	bool answers = src && addr <= t->fault_start && addr + len >= t->fault_end;
+	return src ? engine_install_copy(addr, src, len, answers)
+		   : engine_install_zero(addr, len);
 }
 
-static void lift_write_protection(void *arg)
+/* The faulting page and the fault-ahead pages after it, which the VMO
+ * now owns: one ioctl unprotects them all, so a sequential writer takes
+ * one write-protect fault per fault-ahead window, not one per page. */
+static void lift_write_protection(void *arg, uint64_t pages)
 {
-	engine_write_protect(*(uint64_t *)arg, PAGE_SIZE, false); /* also wakes */
+	engine_write_protect(*(uint64_t *)arg, pages << PAGE_SHIFT, false); /* also wakes */
 }
 
 int space_resolve_fault(uint64_t addr, bool wp, bool write)
@@ -206,12 +246,22 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 	if (off >= m->node_limit)
 		return -ERANGE;
 
-	/* Sequential faults earn a growing window; anything else resets it,
-	 * so random access costs no memory it does not touch. */
+	/* Sequential faults earn a growing window; anything else starts a
+	 * new stream, so random access costs no memory it does not touch.
+	 * The streams are hints read and written without a lock: a race
+	 * costs at most a window size. */
 	uint32_t ahead = 0;
-	if (atomic_load_explicit(&m->next_fault, memory_order_relaxed) == addr) {
-		ahead = atomic_load_explicit(&m->ahead, memory_order_relaxed);
+	struct fault_stream *stream = NULL;
+	for (unsigned i = 0; i < FAULT_STREAMS && !stream; i++)
+		if (atomic_load_explicit(&m->streams[i].next_fault, memory_order_relaxed) == addr)
+			stream = &m->streams[i];
+	if (stream) {
+		ahead = atomic_load_explicit(&stream->ahead, memory_order_relaxed);
 		ahead = ahead ? min_u64(2 * ahead, FAULT_AHEAD) : 1;
+	} else {
+		uint32_t slot = atomic_fetch_add_explicit(&m->next_stream_slot, 1,
+							  memory_order_relaxed);
+		stream = &m->streams[slot % FAULT_STREAMS];
 	}
 	uint64_t room = min_u64((m->r.end - addr) >> PAGE_SHIFT,
 				m->node_limit == UINT64_MAX ? UINT64_MAX
@@ -220,14 +270,22 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 	/* A write-protect fault is answered under the tree lock: were the
 	 * protection lifted after it, a snapshot taken in between would have
 	 * its frame written through this mapping. */
-	struct pmm_installer installer = { install_into_mapping, m };
+	struct install_target target = { m, 0, 0 };
+	if (!wp) { /* a write-protect fault installs no page of its own */
+		target.fault_start = addr;
+		target.fault_end = addr + ((uint64_t)ahead + 1) * PAGE_SIZE;
+	}
+	struct pmm_installer installer = {
+		.fill = install_into_mapping, .takes = mapping_takes, .ctx = &target
+	};
 	pmm_set_installer(&installer);
 	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead, wp || write,
 			   wp ? lift_write_protection : NULL, &addr);
 	pmm_set_installer(NULL);
 	if (rc == 0 || rc == -EINPROGRESS) {
-		atomic_store_explicit(&m->ahead, ahead, memory_order_relaxed);
-		atomic_store_explicit(&m->next_fault, addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
+		atomic_store_explicit(&stream->ahead, ahead, memory_order_relaxed);
+		atomic_store_explicit(&stream->next_fault,
+				      addr + ((uint64_t)ahead + 1) * PAGE_SIZE,
 				      memory_order_relaxed);
 	}
 	return rc;

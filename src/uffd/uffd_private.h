@@ -27,6 +27,9 @@ struct vmar {
 	_Atomic uint32_t refs; /* handles, plus one while in the parent's tree */
 };
 
+/* Sequential fault streams tracked per mapping (fault-ahead). */
+#define FAULT_STREAMS 4
+
 struct mapping {
 	struct region r;
 	struct cow_mapping cm;
@@ -39,10 +42,16 @@ struct mapping {
 	uint64_t file_offset;   /* of the node's window when last mapped */
 	bool installed;
 	bool dead;              /* being unmapped: never remapped again */
-	/* Fault-ahead: where a sequential reader would fault next, and how
-	 * far ahead to serve it (doubles on each hit, up to FAULT_AHEAD). */
-	_Atomic uint64_t next_fault;
-	_Atomic uint32_t ahead;
+	/* Fault-ahead, per sequential stream (several threads may each walk
+	 * their own part of one mapping): where the stream would fault next,
+	 * and how far ahead to serve it (doubles on each hit, up to
+	 * FAULT_AHEAD).  A fault that continues no stream starts one in the
+	 * next slot, round robin. */
+	struct fault_stream {
+		_Atomic uint64_t next_fault;
+		_Atomic uint32_t ahead;
+	} streams[FAULT_STREAMS];
+	_Atomic uint32_t next_stream_slot;
 	/* r, node_offset, perms and file_offset change only under the node's
 	 * tree lock (cow_mapping_update), since cow's callbacks read them. */
 };
@@ -93,9 +102,10 @@ void engine_forget(void);
 int engine_register(uint64_t start, uint64_t len);
 void engine_write_protect(uint64_t start, uint64_t len, bool protect);
 void engine_clear_poisons(void);
-/* Fill and map holes of a mapping in one step (no wake-up): 0, or an
- * error if not all of it was done. */
+/* Fill and map holes of a mapping in one step (zeros: no wake-up): 0, or
+ * an error if not all of it was done.  @wake_waiters: also wake the
+ * threads faulting in the range (the fault being served is answered). */
 int engine_install_zero(uint64_t addr, uint64_t len);
-int engine_install_copy(uint64_t addr, const void *src, uint64_t len);
+int engine_install_copy(uint64_t addr, const void *src, uint64_t len, bool wake_waiters);
 
 #endif
