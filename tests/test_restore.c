@@ -1538,7 +1538,11 @@ Test(restore, restore_loop_on_the_same_pages_keeps_memory_constant, .timeout = 1
 		expect_ok(uvmo_vmo_restore(v, s));
 		struct uvmo_stats st = stats_now();
 		uint64_t vc = info_of(v).committed_bytes;
-		if (it == 0) {
+		/* Each page is written both ways (call, mapping) by the second
+		 * iteration; fault-ahead may have given the VMO copies of
+		 * neighbours by then, which it keeps: from there on, nothing
+		 * may grow. */
+		if (it <= 1) {
 			first = st.committed_bytes;
 			vfirst = vc;
 			continue;

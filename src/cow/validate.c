@@ -213,6 +213,8 @@ static int slot_cmp(const void *a, const void *b)
 
 void validate_tree_locked(struct cow_node *any)
 {
+	if (any->dead)
+		return; /* a paged root kept for its pager: no tree any more */
 	struct walk wk = { 0 };
 	struct cow_node *root = any;
 	while (root->parent)
