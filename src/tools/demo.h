@@ -31,5 +31,6 @@ void expect_text(const char *what, const char *got, const char *want);
  * fork handlers do not slow the baseline down. */
 double fork_server_rate(uint64_t bytes, unsigned dirty, unsigned runs);
 void demo_fuzz_reset(double fork_rate);
+void demo_checkpoint(void);
 
 #endif

@@ -3,7 +3,9 @@
  * demo_uses.c — the demo's steps for the uses uvmo is built for, end to
  * end, each checking what it shows.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,4 +124,95 @@ void demo_fuzz_reset(double fork_rate)
 	uvmo_vmo_close(vmo);
 	must(uvmo_get_stats(&st1), "uvmo_get_stats");
 	expect_figure("frames in the pool after closing both", st1.committed_bytes / PAGE, 0);
+}
+
+struct checkpoint_writer {
+	uvmo_vmo_t *frozen;
+	uint64_t bytes;
+	int fd;
+	int rc;
+};
+
+/* The background writer: streams the frozen image to the file while the
+ * program keeps running and writing its live memory. */
+static void *write_checkpoint(void *arg)
+{
+	struct checkpoint_writer *w = arg;
+	static uint8_t chunk[1 << 20];
+	w->rc = 0;
+	for (uint64_t off = 0; off < w->bytes && w->rc == 0; off += sizeof chunk) {
+		size_t len = (size_t)(w->bytes - off < sizeof chunk ? w->bytes - off : sizeof chunk);
+		w->rc = uvmo_vmo_read(w->frozen, chunk, off, len);
+		if (w->rc == 0 && pwrite(w->fd, chunk, len, (off_t)off) != (ssize_t)len)
+			w->rc = -EIO;
+	}
+	if (w->rc == 0 && fsync(w->fd) < 0)
+		w->rc = -EIO;
+	return NULL;
+}
+
+/*
+ * Step 10: fork-free checkpointing.  A running program's 16 MiB heap is
+ * snapshotted while it keeps writing; a background thread writes the
+ * frozen image to a file; then the checkpoint is restored lazily, mapped
+ * through the io_uring file pager, pages read on first touch.
+ */
+void demo_checkpoint(void)
+{
+	const uint64_t bytes = 16ull << 20, pages = bytes / PAGE;
+	uvmo_vmo_t *heap, *frozen, *restored;
+	void *addr, *raddr;
+	pthread_t writer;
+	char path[] = "/tmp/uvmo-demo-checkpoint-XXXXXX";
+
+	step(10, "Checkpoint a running program without fork(), restore it lazily.");
+	must(uvmo_vmo_create(bytes, 0, &heap), "uvmo_vmo_create");
+	must(uvmo_vmar_map(uvmo_vmar_root(), UVMO_PERM_READ | UVMO_PERM_WRITE, 0, heap, 0,
+			   bytes, &addr), "uvmo_vmar_map");
+	uint64_t *mem = addr;
+	for (uint64_t p = 0; p < pages; p++)
+		mem[p * (PAGE / 8)] = p * 7 + 1; /* the program's state */
+
+	int fd = mkstemp(path);
+	must(fd < 0 ? -errno : 0, "mkstemp");
+	unlink(path);
+	must(uvmo_vmo_snapshot(heap, &frozen), "uvmo_vmo_snapshot");
+	struct checkpoint_writer w = { .frozen = frozen, .bytes = bytes, .fd = fd };
+	must(-pthread_create(&writer, NULL, write_checkpoint, &w), "pthread_create");
+	/* The program runs on at once: it rewrites its state meanwhile. */
+	for (uint64_t p = 0; p < pages; p += 3)
+		mem[p * (PAGE / 8)] = 0xdead;
+	pthread_join(writer, NULL);
+	must(w.rc, "the checkpoint writer");
+	printf("   snapshot taken, the program kept writing (a third of its pages) while\n"
+	       "   a background thread wrote the frozen 16 MiB to a file and fsync'ed it\n");
+	uvmo_vmo_close(frozen);
+
+	struct uvmo_stats st0, st1;
+	must(uvmo_get_stats(&st0), "uvmo_get_stats");
+	must(uvmo_file_vmo_open(fd, UVMO_FILE_READONLY, &restored), "uvmo_file_vmo_open");
+	must(uvmo_vmar_map(uvmo_vmar_root(), UVMO_PERM_READ, 0, restored, 0, bytes, &raddr),
+	     "uvmo_vmar_map");
+	const uint64_t *img = raddr;
+	uint64_t touched = 0, wrong = 0;
+	for (uint64_t p = 0; p < pages; p += 16, touched++)
+		wrong += img[p * (PAGE / 8)] != p * 7 + 1;
+	must(uvmo_get_stats(&st1), "uvmo_get_stats");
+	printf("   restored lazily: the file mapped through the file pager, every 16th\n"
+	       "   page touched (%" PRIu64 " of %" PRIu64 ")\n", touched, pages);
+	expect_figure("touched pages of the restored image that differ from the state at the "
+		      "snapshot", wrong, 0);
+	expect_at_most("frames the restored image holds (read-ahead included)",
+		       (st1.committed_bytes - st0.committed_bytes) / PAGE, pages);
+	uint64_t live_changed = 0;
+	for (uint64_t p = 0; p < pages; p += 3)
+		live_changed += mem[p * (PAGE / 8)] == 0xdead;
+	expect_figure("live pages still holding what the program wrote after the snapshot",
+		      live_changed, (pages + 2) / 3);
+
+	must(uvmo_vmar_unmap(uvmo_vmar_root(), raddr, bytes), "uvmo_vmar_unmap");
+	must(uvmo_vmar_unmap(uvmo_vmar_root(), addr, bytes), "uvmo_vmar_unmap");
+	uvmo_vmo_close(restored);
+	uvmo_vmo_close(heap);
+	close(fd);
 }

@@ -4,7 +4,8 @@
  *
  *   uvmo demo    a narrated walk through VMOs, snapshot clones of clones, a
  *                slice, copy-on-write and memory accounting, mappings, and
- *                the uses: resetting fuzz-target memory
+ *                the uses: resetting fuzz-target memory, fork-free
+ *                checkpoints restored lazily through the file pager
  *   uvmo stats   print uvmo's global counters
  *   uvmo --help  usage
  *
@@ -424,6 +425,7 @@ static int cmd_demo(void)
 
 	demo_mapped();
 	demo_fuzz_reset(fork_rate);
+	demo_checkpoint();
 
 	uvmo_shutdown();
 	if (mismatches) {
@@ -434,8 +436,9 @@ static int cmd_demo(void)
 	printf("\nAll checks passed: clones cost nothing until written, writes stay\n"
 	       "isolated, the slice shares its window, closing frees every frame, a\n"
 	       "mapped VMO snapshotted in use keeps its snapshot while it is written,\n"
-	       "and a fuzz target's state is reset after every input at the cost of\n"
-	       "the pages the input wrote.\n");
+	       "a fuzz target's state is reset after every input at the cost of the\n"
+	       "pages the input wrote, and a running program is checkpointed without\n"
+	       "fork() and its checkpoint restored lazily through the file pager.\n");
 	return 0;
 }
 

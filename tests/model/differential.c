@@ -1449,7 +1449,7 @@ static int exec_op(struct diff_ctx *c, const struct diff_op *op)
 {
 	struct slot *s = NULL;
 	struct stale *st = NULL;
-	struct pair_args pair;
+	struct pair_args pair = { 0 };
 
 	if ((op->kind == K_RESTORE || op->kind == K_DIFF) && !pair_resolve(c, op, &pair))
 		return 0;
