@@ -117,7 +117,7 @@ static int candidates(struct cow_node *v, struct cow_node *s, uint64_t end,
 	if (rc < 0)
 		return rc;
 	/* One page list yields its pages in order already. */
-	if (sources > 1)
+	if (sources > 1 && out->len)
 		qsort(out->pgs, out->len, sizeof(*out->pgs), u64_cmp);
 	size_t w = 0;
 	for (size_t i = 0; i < out->len; i++)
