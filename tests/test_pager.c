@@ -2687,6 +2687,51 @@ Test(pager, commit_of_a_pager_vmo_asks_for_absent_pages_and_keeps_them_clean, .t
 	cr_assert_eq(modified(tp.pager, v, 0), 0, "COMMIT set modified");
 }
 
+/* Found by the MAPPED_PAGER differential run (seed 113): the call returned
+ * -115 (-EINPROGRESS), an errno outside the contract. */
+Test(pager, vmar_op_range_commit_of_a_mapped_pager_vmo_waits_for_the_pager, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 22);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 8 * PG);
+	uint8_t *m = map_rw(v);
+	expect_ok(uvmo_vmar_op_range(root_vmar(), UVMO_OP_COMMIT, m + 2 * PG, 3 * PG));
+	expect_mem_pattern(m + 2 * PG, 3 * PG, 22, 2 * PG);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	expect_clean(tp.pager, v, 0, 8 * PG);
+}
+
+Test(pager, vmar_op_range_map_range_of_a_mapped_pager_vmo_waits_for_the_pager, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 23);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 8 * PG);
+	uint8_t *m = map_rw(v);
+	expect_ok(uvmo_vmar_op_range(root_vmar(), UVMO_OP_MAP_RANGE, m + 6 * PG, 2 * PG));
+	expect_mem_pattern(m + 6 * PG, 2 * PG, 23, 6 * PG);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	expect_clean(tp.pager, v, 0, 8 * PG);
+}
+
+Test(pager, map_range_option_on_a_pager_vmo_waits_for_the_pager, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 24);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 4 * PG);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R | UVMO_VMAR_MAP_RANGE, v, 0, 4 * PG);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+	/* Populated: present without the pager thread. */
+	struct access a;
+	start_map_read(&a, m, 0, 4 * PG);
+	expect_access_done(&a, WAIT_MS);
+	cr_assert_eq(a.sig, 0);
+	expect_mem_pattern(a.buf, 4 * PG, 24, 0);
+	access_free(&a);
+}
+
 Test(pager, evicted_page_written_through_a_mapping_asks_again_then_takes_the_write, .timeout = 20)
 {
 	uvmo_pager_t *p = make_pager();
