@@ -128,7 +128,7 @@ Test(pager, adjacent_pending_reads_are_coalesced_into_one_request, .timeout = 20
 	struct access a, b;
 	start_vmo_read(&a, v, 4 * PG, PG);
 	start_vmo_read(&b, v, 5 * PG, PG);
-	usleep(200 * 1000); /* both wait before anything is taken */
+	usleep(300 * 1000); /* both wait before anything is taken */
 	struct uvmo_page_request r[8];
 	int n = take_all_requests(p, r, 8, 100);
 	cr_assert_eq(n, 1, "two pending READs of adjacent pages came as %d requests", n);
