@@ -1376,6 +1376,60 @@ Test(pager, detach_fails_waiters_keeps_present_pages_and_sends_complete_once, .t
 	expect_no_request(p, 100);
 }
 
+/* Run @fn with stderr going to a temporary file; returns what it wrote. */
+static char *capture_stderr(void (*fn)(void *), void *arg)
+{
+	FILE *tmp = tmpfile();
+	cr_assert_not_null(tmp);
+	fflush(stderr);
+	int saved = dup(2);
+	cr_assert_geq(saved, 0);
+	cr_assert_geq(dup2(fileno(tmp), 2), 0);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	long n = (long)lseek(fileno(tmp), 0, SEEK_END);
+	cr_assert_geq(n, 0);
+	char *out = calloc(1, (size_t)n + 1);
+	cr_assert_not_null(out);
+	cr_assert_eq(pread(fileno(tmp), out, (size_t)n, 0), n);
+	fclose(tmp);
+	return out;
+}
+
+struct detach_arg {
+	uvmo_pager_t *p;
+	uvmo_vmo_t *v;
+	int rc;
+};
+
+static void do_detach(void *arg)
+{
+	struct detach_arg *d = arg;
+	d->rc = uvmo_pager_detach_vmo(d->p, d->v);
+}
+
+Test(pager, detach_reports_dirty_pages_not_written_back_on_stderr, .timeout = 20)
+{
+	uvmo_pager_t *p = make_pager();
+	uvmo_vmo_t *clean = supplied_vmo(p, 0, 4, 1);
+	uvmo_vmo_t *dirty = supplied_vmo(p, 0, 4, 1);
+	write_val(dirty, 2 * PG, 1, 0x66);
+	struct detach_arg d = { .p = p, .v = clean };
+	char *out = capture_stderr(do_detach, &d);
+	expect_rc(0, d.rc);
+	cr_assert_eq(out[0], 0, "detaching a clean VMO wrote to stderr: %s", out);
+	free(out);
+	d.v = dirty;
+	out = capture_stderr(do_detach, &d);
+	expect_rc(0, d.rc);
+	cr_assert_neq(out[0], 0, "detaching a VMO with a dirty page reported nothing on stderr");
+	free(out);
+	/* The data stays readable (present pages). */
+	expect_vmo_val(dirty, 2 * PG, 1, 0x66);
+}
+
 Test(pager, detach_of_a_vmo_with_waiting_dirty_writers_fails_them, .timeout = 20)
 {
 	uvmo_pager_t *p = make_pager();
