@@ -2172,7 +2172,6 @@ Test(pager, pager_create_vmo_rejects_bad_arguments)
 	uvmo_vmo_close(v);
 }
 
-/* uvmo.h lists -EBUSY ("pager destroyed") for create_vmo and get_requests. */
 /* Destroying closes the handle: later calls see a closed handle. */
 Test(pager, create_vmo_on_a_destroyed_pager_is_ebadf)
 {
@@ -2190,6 +2189,38 @@ Test(pager, get_requests_on_a_destroyed_pager_is_ebadf)
 	uvmo_pager_destroy(p);
 	struct uvmo_page_request r;
 	expect_rc(-EBADF, uvmo_pager_get_requests(p, &r, 1, 0));
+}
+
+struct waiting_get {
+	uvmo_pager_t *p;
+	int rc;
+	atomic_bool done;
+};
+
+static void *waiting_get_thread(void *arg)
+{
+	struct waiting_get *w = arg;
+	struct uvmo_page_request r;
+	w->rc = uvmo_pager_get_requests(w->p, &r, 1, -1);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* uvmo.h: calls waiting in the pager when it is destroyed return -EBUSY. */
+Test(pager, get_requests_waiting_when_the_pager_is_destroyed_returns_ebusy, .timeout = 20)
+{
+	struct waiting_get w = { .p = make_pager(), .rc = 1 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, waiting_get_thread, &w), 0);
+	usleep(100 * 1000);
+	cr_assert(!atomic_load(&w.done), "get_requests(-1) returned %d with nothing pending", w.rc);
+	uvmo_pager_destroy(w.p);
+	double deadline = now_seconds() + WAIT_MS / 1000.0;
+	while (!atomic_load(&w.done) && now_seconds() < deadline)
+		usleep(1000);
+	cr_assert(atomic_load(&w.done), "get_requests still waits after the pager was destroyed");
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	expect_rc(-EBUSY, w.rc);
 }
 
 Test(pager, pager_fd_of_null_fails)
