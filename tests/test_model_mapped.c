@@ -106,3 +106,20 @@ Test(model_mapped, eight_threads_restore_short_runs, .timeout = 60)
 {
 	run(44, OPS / 4, 8, MAPPED_RESTORE | MAPPED_NO_PAST_END);
 }
+
+/* Pager-backed roots, their slices and at-least-on-write children, mapped,
+ * written and read through mappings, calls and system calls. */
+Test(model_mapped, one_thread_pager, .timeout = 60)
+{
+	run(51, OPS, 1, MAPPED_PAGER);
+}
+
+Test(model_mapped, one_thread_pager_with_system_calls, .timeout = 60)
+{
+	run(52, OPS, 1, MAPPED_PAGER | MAPPED_SYSCALLS | MAPPED_NO_PAST_END);
+}
+
+Test(model_mapped, four_threads_pager, .timeout = 60)
+{
+	run(53, OPS / 2, 4, MAPPED_PAGER | MAPPED_SHARED_BASE);
+}

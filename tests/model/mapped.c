@@ -183,6 +183,13 @@ struct shared {
 	pthread_cond_t bar_cond;
 	unsigned bar_n, bar_arrived;
 	unsigned long bar_gen;
+	/* MAPPED_PAGER: the pager of every thread's pager-backed roots, and
+	 * the thread that answers it. */
+	uvmo_pager_t *pager;
+	pthread_t pager_thread;
+	atomic_bool pager_stop;
+	atomic_bool pager_failed;
+	char pager_err[200];
 };
 
 struct ctx {
@@ -265,6 +272,48 @@ __attribute__((format(printf, 2, 3))) static bool fail(struct ctx *c, const char
 		int rc_ = (expr);                                             \
 		CHECK((c), rc_ == 0, "%s returned %d", #expr, rc_);           \
 	})
+
+/* MAPPED_PAGER: READ is answered with model_pager_byte(key, offset), so the
+ * content never depends on when a page is supplied. */
+static void *pager_main(void *arg)
+{
+	struct shared *sh = arg;
+	struct uvmo_page_request reqs[8];
+	static _Thread_local uint8_t buf[(MAX_PAGES + PAST_END + 1) * 4096];
+
+	while (!atomic_load(&sh->pager_stop)) {
+		int n = uvmo_pager_get_requests(sh->pager, reqs, 8, 20);
+		if (n < 0) {
+			snprintf(sh->pager_err, sizeof(sh->pager_err), "pager thread: get_requests returned %d", n);
+			atomic_store(&sh->pager_failed, true);
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			const struct uvmo_page_request *r = &reqs[i];
+			int rc = 0;
+			if (r->type == UVMO_PAGER_READ) {
+				if (r->length > sizeof(buf)) {
+					rc = -E2BIG;
+				} else {
+					for (uint64_t j = 0; j < r->length; j++)
+						buf[j] = model_pager_byte(r->key, r->offset + j);
+					rc = uvmo_pager_supply_pages(sh->pager, r->vmo, r->offset, r->length, buf);
+				}
+			} else if (r->type == UVMO_PAGER_DIRTY) {
+				rc = uvmo_pager_op_range(sh->pager, UVMO_PAGER_OP_DIRTY, r->vmo, r->offset,
+							 r->length, 0);
+			}
+			/* -ENOENT / -ERANGE: the VMO died or shrank meanwhile. */
+			if (rc < 0 && rc != -ENOENT && rc != -ERANGE && !atomic_load(&sh->pager_failed)) {
+				snprintf(sh->pager_err, sizeof(sh->pager_err),
+					 "pager thread: answering type %u key %" PRIu64 " [%" PRIu64 ", +%" PRIu64
+					 ") returned %d", r->type, r->key, r->offset, r->length, rc);
+				atomic_store(&sh->pager_failed, true);
+			}
+		}
+	}
+	return NULL;
+}
 
 static uint64_t osize(const struct obj *o)
 {
@@ -516,11 +565,23 @@ static bool op_create(struct ctx *c)
 		return true;
 	uint64_t size = (1 + rnd(c, MAX_PAGES)) * PAGE;
 	bool resizable = rnd(c, 4) == 0;
-	note(c, "create %" PRIu64 " pages%s", size / PAGE, resizable ? " resizable" : "");
+	bool paged = (c->sh->flags & MAPPED_PAGER) && rnd(c, 3) == 0;
+	note(c, "create %" PRIu64 " pages%s%s", size / PAGE, resizable ? " resizable" : "",
+	     paged ? " pager-backed" : "");
 	uvmo_vmo_t *h = NULL;
-	if (!CALL_OK(c, uvmo_vmo_create(size, resizable ? UVMO_VMO_RESIZABLE : 0, &h)))
-		return false;
-	struct obj *o = obj_add(c, h, model_create(size, resizable), true, resizable);
+	struct obj *o;
+	if (paged) {
+		/* The key names the VMO across threads: thread and serial. */
+		uint64_t key = ((uint64_t)c->thread << 32) | (c->next_serial + 1);
+		if (!CALL_OK(c, uvmo_pager_create_vmo(c->sh->pager, resizable ? UVMO_VMO_RESIZABLE : 0,
+						      key, size, &h)))
+			return false;
+		o = obj_add(c, h, model_pager_create(size, resizable, key), true, resizable);
+	} else {
+		if (!CALL_OK(c, uvmo_vmo_create(size, resizable ? UVMO_VMO_RESIZABLE : 0, &h)))
+			return false;
+		o = obj_add(c, h, model_create(size, resizable), true, resizable);
+	}
 	/* Start most VMOs with content. */
 	if (rnd(c, 3)) {
 		for (uint64_t i = 0; i < size; i++)
@@ -539,6 +600,10 @@ static bool op_child(struct ctx *c)
 		return true;
 	uint64_t psize = osize(p);
 	uvmo_vmo_t *h = NULL;
+	/* Pager-backed trees: no clone of an at-least-on-write child (the
+	 * contract allows slices of one; the model does not state them). */
+	if (p->m->follow)
+		return true;
 	bool nowrite = rnd(c, 6) == 0;
 	if (!p->resizable && rnd(c, 4) == 0) {
 		uint64_t off = rnd(c, psize / PAGE) * PAGE;
@@ -548,7 +613,28 @@ static bool op_child(struct ctx *c)
 		     off / PAGE, size / PAGE, nowrite ? " no-write" : "");
 		if (!CALL_OK(c, uvmo_vmo_create_child(p->h, opts, off, size, &h)))
 			return false;
-		obj_add(c, h, model_slice(p->m, off, size), !nowrite, false);
+		struct obj *o = obj_add(c, h, model_slice(p->m, off, size), !nowrite, false);
+		o->m->pager = p->m->pager;
+		return true;
+	}
+	if (p->m->pager) {
+		/* At-least-on-write, of a parent that never changes size. */
+		if (p->resizable)
+			return true;
+		uint64_t off = rnd(c, psize / PAGE) * PAGE;
+		uint64_t size = (1 + rnd(c, MAX_PAGES)) * PAGE;
+		bool resizable = rnd(c, 4) == 0;
+		uint32_t opts = UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE |
+				(resizable ? UVMO_CHILD_RESIZABLE : 0) | (nowrite ? UVMO_CHILD_NO_WRITE : 0);
+		note(c, "at-least-on-write child of pager-backed vmo %u at page %" PRIu64 ", %" PRIu64
+		     " pages%s%s", p->serial, off / PAGE, size / PAGE, resizable ? " resizable" : "",
+		     nowrite ? " no-write" : "");
+		if (!CALL_OK(c, uvmo_vmo_create_child(p->h, opts, off, size, &h)))
+			return false;
+		struct model_vmo *m = model_follow(p->m, off, size);
+		m->resizable = resizable;
+		m->no_write = nowrite;
+		obj_add(c, h, m, !nowrite, resizable);
 		return true;
 	}
 	uint64_t off = rnd(c, psize / PAGE) * PAGE;
@@ -801,7 +887,8 @@ static bool op_zero(struct ctx *c)
 	if (!o || !osize(o))
 		return true;
 	uint64_t size = osize(o);
-	if (rnd(c, 2)) {
+	/* DECOMMIT of a pager-backed VMO itself: not in the contract. */
+	if (rnd(c, 2) && !(o->m->pager && !o->m->follow)) {
 		uint64_t first = rnd(c, size / PAGE);
 		uint64_t n = 1 + rnd(c, size / PAGE - first);
 		note(c, "decommit vmo %u pages %" PRIu64 "..+%" PRIu64, o->serial, first, n);
@@ -835,6 +922,8 @@ static bool op_vmar_range(struct ctx *c)
 	unsigned kind = (unsigned)rnd(c, (c->sh->flags & MAPPED_MAP_RANGE) ? 3 : 2);
 	static const uint32_t ops[] = { UVMO_OP_COMMIT, UVMO_OP_DECOMMIT, UVMO_OP_MAP_RANGE };
 	static const char *const names[] = { "commit", "decommit", "map-range" };
+	if (ops[kind] == UVMO_OP_DECOMMIT && r->o->m->pager && !r->o->m->follow)
+		return true; /* not in the contract for the pager-backed VMO itself */
 	note(c, "vmar op_range %s of a mapping of vmo %u, vmo pages %" PRIu64 "..+%" PRIu64,
 	     names[kind], r->o->serial, r->off / PAGE + first, n);
 	if (!CALL_OK(c, uvmo_vmar_op_range(rec_vmar(c, r), ops[kind], r->addr + first * PAGE,
@@ -842,6 +931,9 @@ static bool op_vmar_range(struct ctx *c)
 		return false;
 	if (ops[kind] == UVMO_OP_DECOMMIT)
 		model_decommit(r->o->m, r->off + first * PAGE, n * PAGE);
+	/* An at-least-on-write child owns committed pages: it stops following. */
+	if (ops[kind] == UVMO_OP_COMMIT)
+		model_commit(r->o->m, r->off + first * PAGE, n * PAGE);
 	return check_rec(c, r);
 }
 
@@ -1257,6 +1349,10 @@ static void *thread_main(void *arg)
 			if (!check_all(c))
 				break;
 		}
+		if (atomic_load(&sh->pager_failed)) {
+			fail(c, "%s", sh->pager_err);
+			break;
+		}
 	}
 	if (!atomic_load(&sh->stop)) {
 		note(c, "final check");
@@ -1300,6 +1396,15 @@ int mapped_run(uint64_t seed, unsigned nops, unsigned nthreads, unsigned flags, 
 	if (rc) {
 		snprintf(errbuf, errlen, "uvmo_get_stats returned %d", rc);
 		return -1;
+	}
+	if (flags & MAPPED_PAGER) {
+		rc = uvmo_pager_create(0, &sh.pager);
+		if (!rc && pthread_create(&sh.pager_thread, NULL, pager_main, &sh) != 0)
+			rc = -EAGAIN;
+		if (rc) {
+			snprintf(errbuf, errlen, "setting up the pager returned %d", rc);
+			return -1;
+		}
 	}
 	if (flags & MAPPED_SHARED_BASE) {
 		uint64_t size = 2 * MAX_PAGES * PAGE;
@@ -1394,6 +1499,15 @@ int mapped_run(uint64_t seed, unsigned nops, unsigned nthreads, unsigned flags, 
 		uvmo_vmo_close(sh.rs_snap);
 		uvmo_vmo_close(sh.rs_h);
 		free(sh.rs_img);
+	}
+	if (sh.pager) {
+		atomic_store(&sh.pager_stop, true);
+		pthread_join(sh.pager_thread, NULL);
+		if (atomic_load(&sh.pager_failed) && !sh.failed) {
+			snprintf(errbuf, errlen, "seed %" PRIu64 ": %s", seed, sh.pager_err);
+			sh.failed = true;
+		}
+		uvmo_pager_destroy(sh.pager);
 	}
 	if (!sh.failed) {
 		struct uvmo_stats after;

@@ -32,6 +32,11 @@
 				       * thread's VMOs; and one VMO mapped once that all
 				       * threads write through until a barrier, then one
 				       * restores it (or snapshots it anew), then all check */
+#define MAPPED_PAGER       (1u << 7) /* some roots are pager-backed VMOs (one pager, served
+				       * by a pager thread that supplies model_pager_byte),
+				       * with slices and at-least-on-write children that
+				       * follow their parent's current content (not with
+				       * MAPPED_MAP_RANGE or MAPPED_RESTORE) */
 
 /**
  * mapped_run - run one randomised differential test through mappings.
