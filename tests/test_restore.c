@@ -1874,6 +1874,73 @@ Test(restore, writes_racing_restores_land_before_or_after_them, .timeout = 120)
 	free(img);
 }
 
+/* Readers that never stop while the main thread writes and restores:
+ * every word they read is the snapshot's or one the main thread wrote;
+ * pages dropped by a restore fault back in as zero, never as SIGBUS. */
+struct reader_arg {
+	const volatile uint64_t *w;
+	const uint64_t *img;
+	atomic_bool *stop;
+	unsigned long reads;
+};
+
+#define READ_TAG 0x5eed000000000000ull
+
+static void *reader(void *arg)
+{
+	struct reader_arg *a = arg;
+	uint64_t rng = (uint64_t)(uintptr_t)a | 1;
+	while (!atomic_load(a->stop)) {
+		size_t i = (size_t)rnd_below(&rng, TPAGES * WORDS);
+		uint64_t x = a->w[i];
+		a->reads++;
+		tcheck(x == a->img[i] || (x & 0xffff000000000000ull) == READ_TAG,
+		       "word %zu (page %zu) read %#llx: neither the snapshot's %#llx nor a value"
+		       " written", i, i / WORDS, (unsigned long long)x,
+		       (unsigned long long)a->img[i]);
+	}
+	return NULL;
+}
+
+Test(restore, readers_racing_restores_see_old_or_new_bytes, .timeout = 120)
+{
+	uvmo_vmo_t *v = make_vmo(TPAGES * PG, 0);
+	uint64_t *img = calloc(TPAGES * WORDS, sizeof(*img));
+	for (size_t i = 0; i < TPAGES * WORDS / 2; i++)
+		img[i] = 0x2222000000000000ull + i;
+	expect_ok(uvmo_vmo_write(v, img, 0, TPAGES * PG / 2)); /* second half: holes */
+	volatile uint64_t *w = (volatile uint64_t *)map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	atomic_bool stop;
+	atomic_init(&stop, false);
+	struct reader_arg args[NTHREADS];
+	pthread_t t[NTHREADS];
+	for (int i = 0; i < NTHREADS; i++)
+		args[i] = (struct reader_arg){ .w = w, .img = img, .stop = &stop };
+	start_workers(t, NTHREADS, reader, args, sizeof(args[0]));
+	uint64_t rng = 17;
+	int bad = 0;
+	for (uint64_t k = 1; k <= 500 && !bad && !atomic_load(&thread_failed); k++) {
+		unsigned n = 1 + (unsigned)rnd_below(&rng, 8);
+		for (unsigned j = 0; j < n; j++) {
+			uint64_t p = rnd_below(&rng, TPAGES);
+			for (size_t i = 0; i < WORDS; i++)
+				w[p * WORDS + i] = READ_TAG | (k << 16) | i;
+		}
+		bad = uvmo_vmo_restore(v, s);
+	}
+	atomic_store(&stop, true);
+	join_workers(t, NTHREADS);
+	cr_assert_eq(bad, 0, "uvmo_vmo_restore returned %d (%s)", bad, rc_name(bad));
+	expect_no_thread_failure();
+	unsigned long reads = 0;
+	for (int i = 0; i < NTHREADS; i++)
+		reads += args[i].reads;
+	cr_log_info("%lu racing reads", reads);
+	expect_mapped_bytes((const uint8_t *)w, img, TPAGES * PG);
+	free(img);
+}
+
 /* Restores of unrelated VMOs from several threads at once. */
 struct own_arg {
 	int index;
