@@ -392,6 +392,58 @@ Test(restore, snapshot_of_a_snapshot_is_allowed_and_equal)
 	free(got);
 }
 
+/* "nothing per page until a page is written": a snapshot of a mapped,
+ * fully committed VMO takes no frame and copies nothing; the first write
+ * of a page then copies that page. */
+Test(restore, snapshot_costs_no_frame_and_no_copy_until_a_write)
+{
+	const uint64_t pages = 1024;
+	uvmo_vmo_t *v = pattern_vmo(pages, 14);
+	uint8_t *m = map_rw(v);
+	expect_mem_pattern(m, pages * PG, 14, 0); /* every page mapped */
+	struct uvmo_stats a = stats_now();
+	uvmo_vmo_t *s = take_snapshot(v);
+	struct uvmo_stats b = stats_now();
+	cr_assert_eq(b.committed_bytes, a.committed_bytes,
+		     "a snapshot of a %llu-page VMO took %llu bytes of frames",
+		     (unsigned long long)pages,
+		     (unsigned long long)(b.committed_bytes - a.committed_bytes));
+	cr_assert_eq(b.cow_copies, a.cow_copies, "a snapshot copied %llu pages",
+		     (unsigned long long)(b.cow_copies - a.cow_copies));
+	cr_assert_eq(b.zero_fills, a.zero_fills);
+	m[77 * PG] ^= 1;
+	struct uvmo_stats c = stats_now();
+	cr_assert_leq(c.committed_bytes, b.committed_bytes + PG,
+		      "the first write of one page after a snapshot took %llu bytes",
+		      (unsigned long long)(c.committed_bytes - b.committed_bytes));
+	cr_assert_leq(c.cow_copies + c.cow_moves, b.cow_copies + b.cow_moves + 1,
+		      "the first write of one page after a snapshot copied or moved %llu pages",
+		      (unsigned long long)(c.cow_copies + c.cow_moves - b.cow_copies - b.cow_moves));
+	uint8_t x = 0;
+	expect_ok(uvmo_vmo_read(s, &x, 77 * PG, 1));
+	cr_assert_eq(x, pattern_byte(14, 77 * PG));
+}
+
+/* A snapshot needs no frame: it works with the pool full; a write that
+ * then needs a copy fails with -ENOMEM and changes nothing; the restore
+ * after it has nothing to do. */
+Test(restore, snapshot_works_with_the_pool_full)
+{
+	init_with_pool_limit(32 * PG);
+	uvmo_vmo_t *v = pattern_vmo(32, 15);
+	uvmo_vmo_t *s = take_snapshot(v);
+	uint8_t b = 1;
+	expect_rc(-ENOMEM, uvmo_vmo_write(v, &b, 5 * PG, 1));
+	expect_ok(uvmo_vmo_restore(v, s));
+	uint8_t *got = read_all(v, NULL);
+	expect_mem_pattern(got, 32 * PG, 15, 0);
+	free(got);
+	got = read_all(s, NULL);
+	expect_mem_pattern(got, 32 * PG, 15, 0);
+	free(got);
+	cr_assert_leq(stats_now().committed_bytes, 32 * PG);
+}
+
 /* The writer stores round numbers word by word, in address order; a
  * snapshot taken at one instant therefore shows round r in a prefix of the
  * words and round r - 1 in the rest (or one round everywhere). */
