@@ -20,6 +20,7 @@
 #include "map_test_util.h"
 
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define WORDS (UVMO_PAGE_SIZE / sizeof(uint64_t))
@@ -2085,6 +2086,54 @@ Test(restore, readers_racing_restores_see_old_or_new_bytes, .timeout = 120)
 	cr_log_info("%lu racing reads", reads);
 	expect_mapped_bytes((const uint8_t *)w, img, TPAGES * PG);
 	free(img);
+}
+
+/* fork(): the child gets the VMO, its snapshot and mapping as they were,
+ * and restores on its own; the parent's are untouched, and it restores
+ * too.  (The child reports by exit status: 1 + the step that failed.) */
+static int child_restores(uvmo_vmo_t *v, uvmo_vmo_t *s, uint8_t *m)
+{
+	uint8_t *got = malloc(8 * PG);
+	if (!got)
+		return 1;
+	for (uint64_t i = 0; i < 8 * PG; i++)
+		if (m[i] != (i < 2 * PG ? 0x6b : pattern_byte(260, i)))
+			return 2; /* the parent's writes are not there */
+	if (uvmo_vmo_restore(v, s) != 0)
+		return 3;
+	for (uint64_t i = 0; i < 8 * PG; i++)
+		if (m[i] != pattern_byte(260, i))
+			return 4;
+	memset(m + 4 * PG, 0x7c, 2 * PG);
+	if (uvmo_vmo_restore(v, s) != 0 || uvmo_vmo_read(v, got, 0, 8 * PG) != 0)
+		return 5;
+	for (uint64_t i = 0; i < 8 * PG; i++)
+		if (got[i] != pattern_byte(260, i))
+			return 6;
+	free(got);
+	return 0;
+}
+
+Test(restore, restore_in_a_forked_child_and_in_the_parent, .timeout = 60)
+{
+	uvmo_vmo_t *v = pattern_vmo(8, 260);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	memset(m, 0x6b, 2 * PG);
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0, "fork failed");
+	if (pid == 0)
+		_exit(child_restores(v, s, m));
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child failed at step %d (status %#x)", WIFEXITED(status) ?
+		  WEXITSTATUS(status) : -1, status);
+	expect_mem_val(m, 2 * PG, 0x6b);
+	expect_mem_pattern(m + 2 * PG, 6 * PG, 260, 2 * PG);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_mem_pattern(m, 8 * PG, 260, 0);
 }
 
 /* Restores of unrelated VMOs from several threads at once. */
