@@ -1446,12 +1446,19 @@ static int exec_diff(struct diff_ctx *c, const struct pair_args *a, const struct
 	if (!rc && total != first_avail)
 		rc = diverge(c, "the first diff call said %zu runs exist, resuming found %zu",
 			     first_avail, total);
-	/* A page not reported must be the same in the VMO and the snapshot. */
-	for (uint64_t p = op->offset / PAGE; !rc && p < end / PAGE; p++)
-		if (!covered[p] && !model_ranges_equal(vm, sm, p * PAGE, PAGE))
+	/* Pages are compared byte by byte where the tree cannot tell (uvmo.h):
+	 * a page is reported exactly when it differs. */
+	for (uint64_t p = op->offset / PAGE; !rc && p < end / PAGE; p++) {
+		bool same = model_ranges_equal(vm, sm, p * PAGE, PAGE);
+
+		if (!covered[p] && !same)
 			rc = diverge(c, "page %" PRIu64 " of v%u differs from snapshot v%u in the"
 				     " model, but the diff does not report it", p, a->v->serial,
 				     a->s->serial);
+		else if (covered[p] && same)
+			rc = diverge(c, "the diff reports page %" PRIu64 " of v%u, which equals"
+				     " snapshot v%u's in the model", p, a->v->serial, a->s->serial);
+	}
 	free(covered);
 	c->diff_runs += total;
 	return rc;

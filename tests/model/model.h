@@ -138,9 +138,9 @@ int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64
  * eager copy of the whole VMO, NO_WRITE, flagged as a snapshot, resizable
  * if the VMO is (so uvmo reports it; it cannot resize it).  Restore
  * copies the snapshot's bytes (and, for a resizable VMO, its size) back.
- * Diff content is not predicted (the pages reported may be any superset of
- * those that differ): model_api_diff only states the errno, and
- * model_pages_equal says whether a page must be reported.
+ * Diff compares pages byte by byte where uvmo's tree cannot tell, so a
+ * page is reported exactly when its bytes differ: model_api_diff states
+ * the errno, model_ranges_equal whether a page must be reported.
  */
 int model_api_snapshot(struct model_vmo *m, struct model_vmo **out);
 int model_api_restore(struct model_vmo *m, const struct model_vmo *snap);
