@@ -2290,6 +2290,56 @@ Test(restore, restore_to_a_sibling_clone_is_einval)
 	free(img);
 }
 
+/* Found by soak runs (shrunk): once the VMO is closed, its clones and
+ * snapshots are still no snapshots of each other. */
+Test(restore, clones_of_a_closed_vmo_are_no_snapshots_of_each_other)
+{
+	uvmo_vmo_t *v = pattern_vmo(4, 256);
+	uvmo_vmo_t *s1 = take_snapshot(v);
+	uvmo_vmo_t *s2 = take_snapshot(v);
+	uvmo_vmo_t *c = snap(v);
+	write_pattern(c, 257, 0, 2 * PG);
+	uint8_t *cimg = read_all(c, NULL);
+	struct uvmo_dirty_range out[4];
+	size_t actual = 0, avail = 0;
+	/* While the VMO lives ... */
+	expect_rc(-EINVAL, uvmo_vmo_restore(c, s1));
+	expect_rc(-EINVAL, uvmo_vmo_diff(s2, s1, 0, 4 * PG, out, 4, &actual, &avail));
+	expect_rc(-EINVAL, uvmo_vmo_diff(c, s1, 0, 4 * PG, out, 4, &actual, &avail));
+	/* ... and after it is closed (every case reported). */
+	uvmo_vmo_close(v);
+	char fails[1024] = "";
+	int rc;
+	if ((rc = uvmo_vmo_restore(c, s1)) != -EINVAL)
+		note_failure(fails, sizeof(fails), "restore(clone, snapshot 1) returned %s; ",
+			     rc_name(rc));
+	if ((rc = uvmo_vmo_restore(c, s2)) != -EINVAL)
+		note_failure(fails, sizeof(fails), "restore(clone, snapshot 2) returned %s; ",
+			     rc_name(rc));
+	if ((rc = uvmo_vmo_diff(s2, s1, 0, 4 * PG, out, 4, &actual, &avail)) != -EINVAL)
+		note_failure(fails, sizeof(fails), "diff(snapshot 2, snapshot 1) returned %s; ",
+			     rc_name(rc));
+	if ((rc = uvmo_vmo_diff(s1, s2, 0, 4 * PG, out, 4, &actual, &avail)) != -EINVAL)
+		note_failure(fails, sizeof(fails), "diff(snapshot 1, snapshot 2) returned %s; ",
+			     rc_name(rc));
+	if ((rc = uvmo_vmo_diff(c, s1, 0, 4 * PG, out, 4, &actual, &avail)) != -EINVAL)
+		note_failure(fails, sizeof(fails), "diff(clone, snapshot 1) returned %s; ",
+			     rc_name(rc));
+	/* Two snapshots of a VMO closed with no clone left (soak, shrunk). */
+	uvmo_vmo_t *w = make_vmo(40 * PG, 0);
+	uvmo_vmo_t *t1 = take_snapshot(w);
+	uvmo_vmo_t *t2 = take_snapshot(w);
+	uvmo_vmo_close(w);
+	if ((rc = uvmo_vmo_diff(t2, t1, 0, 40 * PG, out, 4, &actual, &avail)) != -EINVAL)
+		note_failure(fails, sizeof(fails), "diff(snapshot 2, snapshot 1) of another VMO"
+			     " closed with no clone returned %s; ", rc_name(rc));
+	if ((rc = uvmo_vmo_diff(t1, t2, 0, 40 * PG, out, 4, &actual, &avail)) != -EINVAL)
+		note_failure(fails, sizeof(fails), "diff(snapshot 1, snapshot 2) of another VMO"
+			     " closed with no clone returned %s; ", rc_name(rc));
+	cr_assert(!fails[0], "after the VMO is closed (all -EINVAL expected): %s", fails);
+	free(cimg);
+}
+
 /* An -EINVAL restore changes nothing: not the size of a resizable VMO
  * either, whatever the size of the refused VMO. */
 Test(restore, refused_restore_leaves_the_size_of_a_resizable_vmo)
