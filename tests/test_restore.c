@@ -1638,7 +1638,11 @@ Test(restore, restore_drops_pages_created_since_that_read_zero)
 }
 
 /* The same K pages written and restored a thousand times: the memory
- * never grows past what the first round left. */
+ * never grows past what the first period of the loop left.  (The writes
+ * alternate between calls and the mapping with period 2; a write fault may
+ * copy a neighbour page ahead, which the VMO may keep: the bytes are the
+ * snapshot's, so the restore has nothing to do there.) */
+#define SAME_PERIOD 2u
 Test(restore, restore_loop_on_the_same_pages_keeps_memory_constant, .timeout = 120)
 {
 	uvmo_vmo_t *v = make_vmo(64 * PG, 0);
@@ -1657,17 +1661,19 @@ Test(restore, restore_loop_on_the_same_pages_keeps_memory_constant, .timeout = 1
 		expect_ok(uvmo_vmo_restore(v, s));
 		struct uvmo_stats st = stats_now();
 		uint64_t vc = info_of(v).committed_bytes;
-		if (it == 0) {
-			first = st.committed_bytes;
-			vfirst = vc;
+		if (it < SAME_PERIOD) {
+			first = st.committed_bytes > first ? st.committed_bytes : first;
+			vfirst = vc > vfirst ? vc : vfirst;
 			continue;
 		}
 		cr_assert_leq(st.committed_bytes, first,
-			      "iteration %u: committed_bytes %llu, %llu after the first restore", it,
-			      (unsigned long long)st.committed_bytes, (unsigned long long)first);
+			      "iteration %u: committed_bytes %llu, %llu after the first %u restores",
+			      it, (unsigned long long)st.committed_bytes, (unsigned long long)first,
+			      SAME_PERIOD);
 		cr_assert_leq(vc, vfirst,
-			      "iteration %u: the VMO's committed_bytes %llu, %llu after the first restore",
-			      it, (unsigned long long)vc, (unsigned long long)vfirst);
+			      "iteration %u: the VMO's committed_bytes %llu, %llu after the first %u"
+			      " restores", it, (unsigned long long)vc, (unsigned long long)vfirst,
+			      SAME_PERIOD);
 	}
 	uint8_t *got = read_all(v, NULL);
 	expect_mem_pattern(got, 48 * PG, 162, 0);
