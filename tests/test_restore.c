@@ -1161,6 +1161,24 @@ Test(restore, restore_to_zero_size_and_back)
 	free(got);
 }
 
+/* Nothing but the size differs: no page to restore, no page to diff
+ * (found by UBSan in the DIFF_RESTORE runs: an empty candidate list). */
+Test(restore, restore_and_diff_of_a_vmo_that_only_changed_size)
+{
+	uvmo_vmo_t *v = make_vmo(4 * PG, UVMO_VMO_RESIZABLE);
+	uvmo_vmo_t *s = take_snapshot(v);
+	expect_ok(uvmo_vmo_set_size(v, 8 * PG));
+	bool none[8] = { false };
+	expect_diff(v, s, none, 4);
+	expect_ok(uvmo_vmo_restore(v, s));
+	cr_assert_eq(size_of(v), 4 * PG);
+	expect_ok(uvmo_vmo_set_size(v, 2 * PG));
+	expect_ok(uvmo_vmo_restore(v, s));
+	cr_assert_eq(size_of(v), 4 * PG);
+	expect_pages(v, 0, 4, 0);
+	expect_no_diff(v, s);
+}
+
 Test(restore, mapping_of_a_resizable_vmo_follows_the_restored_size, .timeout = 30)
 {
 	uvmo_vmo_t *v = make_vmo(4 * PG, UVMO_VMO_RESIZABLE);
