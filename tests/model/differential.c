@@ -1340,8 +1340,13 @@ static int exec_restore(struct diff_ctx *c, const struct pair_args *a, const str
 
 	if (saved)
 		model_read(m, 0, c->save, old_size);
+	bool strict = model_is_snapshot_of(a->s->m, m);
+	bool open_question = !strict && model_is_clone_of(a->s->m, m);
 	int got = uvmo_vmo_restore(a->vh, a->sh);
-	int want = model_api_restore(m, a->s->m);
+
+	if (open_question && got == -EINVAL)
+		return check_vmo(c, a->v); /* refused: allowed, and nothing changed */
+	int want = model_api_restore_lineage(m, a->s->m, strict || open_question);
 
 	if (saved && enomem_instead_of_success(c, got, want)) {
 		if (model_size(m) != old_size)
@@ -1370,12 +1375,21 @@ static int exec_diff(struct diff_ctx *c, const struct pair_args *a, const struct
 	if (a->v && a->s && model_size(a->v->m) != model_size(a->s->m))
 		return 0; /* the contract does not say what a diff past one end means */
 	int want = a->expect;
-
-	if (a->v && a->s && !want)
-		want = model_api_diff(a->v->m, a->s->m, op->offset, op->len, out_null, max);
 	int got = uvmo_vmo_diff(a->vh, a->sh, op->offset, op->len, out_null ? NULL : runs, max,
 				&actual, &avail);
 
+	if (a->v && a->s && !want) {
+		bool strict = model_is_snapshot_of(a->s->m, a->v->m);
+		bool open_question = !strict && model_is_clone_of(a->s->m, a->v->m);
+
+		want = model_api_diff_lineage(a->v->m, a->s->m, op->offset, op->len, out_null, max,
+					      strict || open_question);
+		/* A clone that is no live snapshot may be refused (model.h). */
+		if (open_question && got == -EINVAL &&
+		    model_api_diff_lineage(a->v->m, a->s->m, op->offset, op->len, out_null, max,
+					   false) == -EINVAL)
+			want = -EINVAL;
+	}
 	if (got != 0 || want != 0)
 		return expect_rc(c, "uvmo_vmo_diff", got, want);
 
@@ -1432,12 +1446,19 @@ static int exec_diff(struct diff_ctx *c, const struct pair_args *a, const struct
 	if (!rc && total != first_avail)
 		rc = diverge(c, "the first diff call said %zu runs exist, resuming found %zu",
 			     first_avail, total);
-	/* A page not reported must be the same in the VMO and the snapshot. */
-	for (uint64_t p = op->offset / PAGE; !rc && p < end / PAGE; p++)
-		if (!covered[p] && !model_ranges_equal(vm, sm, p * PAGE, PAGE))
+	/* Pages are compared byte by byte where the tree cannot tell (uvmo.h):
+	 * a page is reported exactly when it differs. */
+	for (uint64_t p = op->offset / PAGE; !rc && p < end / PAGE; p++) {
+		bool same = model_ranges_equal(vm, sm, p * PAGE, PAGE);
+
+		if (!covered[p] && !same)
 			rc = diverge(c, "page %" PRIu64 " of v%u differs from snapshot v%u in the"
 				     " model, but the diff does not report it", p, a->v->serial,
 				     a->s->serial);
+		else if (covered[p] && same)
+			rc = diverge(c, "the diff reports page %" PRIu64 " of v%u, which equals"
+				     " snapshot v%u's in the model", p, a->v->serial, a->s->serial);
+	}
 	free(covered);
 	c->diff_runs += total;
 	return rc;
@@ -2294,7 +2315,9 @@ static bool gen_pair_error(struct diff_ctx *c, struct diff_op *op, uint8_t kind)
 	case 4: { /* a snapshot of another VMO, or no snapshot at all */
 		struct slot *other = pick(c, NULL);
 
-		if (!other || other == s || model_is_snapshot_of(other->m, v->m) ||
+		/* (Not a clone of it either: whether those count is open; nor
+		 * a slice, which is wrong in another way, -ENOTSUP.) */
+		if (!other || other == s || model_is_clone_of(other->m, v->m) || other->m->slice ||
 		    (kind == K_RESTORE && (v->m->no_write || other->m->size != v->m->size)))
 			return false;
 		if (kind == K_DIFF && other->m->size != v->m->size)

@@ -271,6 +271,21 @@ struct model_vmo *model_follow(struct model_vmo *parent, uint64_t offset, uint64
 	return m;
 }
 
+/* @child was made from @parent: it inherits the lineage. */
+static void inherit_lineage(struct model_vmo *child, const struct model_vmo *parent)
+{
+	child->clone_of[0] = parent->uid;
+	child->clone_chain = 1;
+	child->clone_truncated = parent->clone_truncated;
+	for (unsigned i = 0; i < parent->clone_chain; i++) {
+		if (child->clone_chain == MODEL_CLONE_CHAIN) {
+			child->clone_truncated = true;
+			break;
+		}
+		child->clone_of[child->clone_chain++] = parent->clone_of[i];
+	}
+}
+
 /* ---- the public contract ----------------------------------------------- */
 
 int model_api_create(uint64_t size, uint32_t options, struct model_vmo **out)
@@ -361,6 +376,7 @@ int model_api_create_child(struct model_vmo *parent, uint32_t options, uint64_t 
 	}
 	if (options & UVMO_CHILD_NO_WRITE)
 		child->no_write = true;
+	inherit_lineage(child, parent);
 	*out = child;
 	return 0;
 }
@@ -491,7 +507,7 @@ int model_api_snapshot(struct model_vmo *m, struct model_vmo **out)
 {
 	if (!m || !out)
 		return -EINVAL;
-	if (m->slice || m->discardable)
+	if (m->slice || m->discardable || m->pager)
 		return -ENOTSUP;
 	struct model_vmo *s = model_snapshot(m, 0, m->size);
 
@@ -503,17 +519,33 @@ int model_api_snapshot(struct model_vmo *m, struct model_vmo **out)
 	s->snap_chain = 1;
 	for (unsigned i = 0; i < m->snap_chain && s->snap_chain < MODEL_SNAP_CHAIN; i++)
 		s->snap_of[s->snap_chain++] = m->snap_of[i];
+	inherit_lineage(s, m);
 	*out = s;
 	return 0;
 }
 
+bool model_is_clone_of(const struct model_vmo *c, const struct model_vmo *m)
+{
+	if (c->clone_truncated)
+		return true;
+	for (unsigned i = 0; i < c->clone_chain; i++)
+		if (c->clone_of[i] == m->uid)
+			return true;
+	return false;
+}
+
 int model_api_restore(struct model_vmo *m, const struct model_vmo *snap)
+{
+	return model_api_restore_lineage(m, snap, m && snap && model_is_snapshot_of(snap, m));
+}
+
+int model_api_restore_lineage(struct model_vmo *m, const struct model_vmo *snap, bool is_snapshot)
 {
 	if (!m || !snap)
 		return -EINVAL;
 	if (m->slice)
 		return -ENOTSUP;
-	if (!model_is_snapshot_of(snap, m))
+	if (!is_snapshot)
 		return -EINVAL;
 	if (snap->size != m->size && !m->resizable)
 		return -EINVAL;
@@ -528,13 +560,21 @@ int model_api_restore(struct model_vmo *m, const struct model_vmo *snap)
 int model_api_diff(const struct model_vmo *m, const struct model_vmo *snap, uint64_t offset,
 		   uint64_t len, bool out_null, size_t max)
 {
+	return model_api_diff_lineage(m, snap, offset, len, out_null, max,
+				      m && snap && model_is_snapshot_of(snap, m));
+}
+
+int model_api_diff_lineage(const struct model_vmo *m, const struct model_vmo *snap,
+			   uint64_t offset, uint64_t len, bool out_null, size_t max,
+			   bool is_snapshot)
+{
 	if (!m || !snap || (out_null && max > 0))
 		return -EINVAL;
 	if (!page_aligned(offset) || !page_aligned(len))
 		return -EINVAL;
 	if (!in_range(offset, len, m->size))
 		return -ERANGE;
-	if (!model_is_snapshot_of(snap, m))
+	if (!is_snapshot)
 		return -EINVAL;
 	return 0;
 }

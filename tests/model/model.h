@@ -51,6 +51,8 @@
 
 /* Generations of live snapshots of snapshots the model tracks. */
 #define MODEL_SNAP_CHAIN 8u
+/* Generations of clones of any kind (create_child, live snapshots). */
+#define MODEL_CLONE_CHAIN 32u
 
 /* Bytes shared by a VMO and all slices of it. */
 struct model_store {
@@ -85,6 +87,11 @@ struct model_vmo {
 	uint8_t *owned;           /* per page: 1 once this child has its own copy */
 	unsigned followers;       /* at-least-on-write children following this VMO */
 	bool closed;              /* handle closed; kept while followers remain */
+	/* Every VMO this one was made from, by create_child of any type or by a
+	 * live snapshot, nearest first (clone_truncated: more than fit). */
+	uint64_t clone_of[MODEL_CLONE_CHAIN];
+	unsigned clone_chain;
+	bool clone_truncated;
 };
 
 /* ---- content primitives (arguments must be valid) ---------------------- */
@@ -131,16 +138,28 @@ int model_api_op_range(struct model_vmo *m, uint32_t op, uint64_t offset, uint64
  * eager copy of the whole VMO, NO_WRITE, flagged as a snapshot, resizable
  * if the VMO is (so uvmo reports it; it cannot resize it).  Restore
  * copies the snapshot's bytes (and, for a resizable VMO, its size) back.
- * Diff content is not predicted (the pages reported may be any superset of
- * those that differ): model_api_diff only states the errno, and
- * model_pages_equal says whether a page must be reported.
+ * Diff compares pages byte by byte where uvmo's tree cannot tell, so a
+ * page is reported exactly when its bytes differ: model_api_diff states
+ * the errno, model_ranges_equal whether a page must be reported.
  */
 int model_api_snapshot(struct model_vmo *m, struct model_vmo **out);
 int model_api_restore(struct model_vmo *m, const struct model_vmo *snap);
 int model_api_diff(const struct model_vmo *m, const struct model_vmo *snap, uint64_t offset,
 		   uint64_t len, bool out_null, size_t max);
+/* The same, with the question "is @snap a snapshot of @m" answered by the
+ * caller (see model_is_clone_of). */
+int model_api_restore_lineage(struct model_vmo *m, const struct model_vmo *snap, bool is_snapshot);
+int model_api_diff_lineage(const struct model_vmo *m, const struct model_vmo *snap,
+			   uint64_t offset, uint64_t len, bool out_null, size_t max,
+			   bool is_snapshot);
 /* Is @snap a live snapshot of @m, or a live snapshot of one of those? */
 bool model_is_snapshot_of(const struct model_vmo *snap, const struct model_vmo *m);
+/* Was @c made from @m, through any chain of create_child and live
+ * snapshots?  Where @c is such a clone but no live snapshot of @m (say a
+ * SNAPSHOT child made with create_child, or a live snapshot of one), the
+ * header leaves open whether it counts as "a snapshot of @vmo": a restore
+ * or diff may accept it or refuse it with -EINVAL. */
+bool model_is_clone_of(const struct model_vmo *c, const struct model_vmo *m);
 /* Do @a and @b hold the same bytes in [offset, offset + len) (in both)? */
 bool model_ranges_equal(const struct model_vmo *a, const struct model_vmo *b, uint64_t offset,
 			uint64_t len);
