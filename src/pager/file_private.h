@@ -41,8 +41,8 @@
 #define FILE_IO_CHUNK (1ull << 20)
 /* Read-ahead starts here after a jump and doubles while access is sequential. */
 #define FILE_READAHEAD_MIN (32ull << 10)
-/* A jump reads the aligned block of this size around the request (the
- * kernel reads around a fault of a file mapping the same way). */
+/* A jump into an aligned block of this size that already holds pages
+ * reads the block's absent pages around the request. */
 #define FILE_READAROUND (64ull << 10)
 /* Buffers (each FILE_IO_CHUNK bytes) the pager thread reads into: the most
  * reads it has in flight at once. */
