@@ -59,6 +59,10 @@
  * list, window frame count and window reference of the tree.  Lock order:
  * tree lock → discard list lock → pmm's internal lock.  Code that must touch
  * another tree's lock while holding one (reclaim) only trylocks it.
+ * Exception: a fault's zero fill of a parentless VMO drops the lock while
+ * it installs (fill.c); tree_lock() — every operation but faults — waits
+ * until no such fill is in flight, so outside faults an entry's frame is
+ * always in its slot.
  */
 #ifndef UVMO_COW_PRIVATE_H
 #define UVMO_COW_PRIVATE_H
