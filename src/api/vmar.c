@@ -151,7 +151,12 @@ UVMO_EXPORT int uvmo_vmar_op_range(uvmo_vmar_t *vmar, uint32_t op, void *addr, u
 	struct uvmo_vmar *h = vmar_from_handle(vmar, &rc);
 	if (!h)
 		return rc;
-	rc = vmar_op_range(h->v, op, (uint64_t)(uintptr_t)addr, len);
+	/* COMMIT and MAP_RANGE of a pager-backed VMO may wait for its pager:
+	 * with no lock held, then again from the start (each op may be
+	 * repeated without harm). */
+	do
+		rc = vmar_op_range(h->v, op, (uint64_t)(uintptr_t)addr, len);
+	while (rc == -EINPROGRESS && (rc = cow_wait_sleep()) == 0);
 	obj_put(&h->hdr);
 	return rc;
 }

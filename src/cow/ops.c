@@ -316,7 +316,7 @@ static uint64_t zero_partial_cost(struct cow_node *n, uint64_t pg)
 {
 	struct cow_hit hit;
 	cow_lookup(n, pg, &hit, NULL);
-	if (!hit.owner || !(hit.e & E_PRESENT))
+	if ((!hit.owner || !(hit.e & E_PRESENT)) && !alow_child(n))
 		return 0;
 	return cow_fork_cost(n, pg);
 }
@@ -326,7 +326,9 @@ static int zero_partial(struct cow_node *n, uint64_t pg, uint64_t inoff, uint64_
 {
 	struct cow_hit hit;
 	cow_lookup(n, pg, &hit, NULL);
-	if (!hit.owner || !(hit.e & E_PRESENT))
+	/* An at-least-on-write child follows its root's later writes: even
+	 * a page that reads zero now must become its own to stay zero. */
+	if ((!hit.owner || !(hit.e & E_PRESENT)) && !alow_child(n))
 		return 0;
 	if (!(pl_get(&n->pages, pg) & E_PRESENT)) {
 		int rc = cow_fork_page(n, pg);
