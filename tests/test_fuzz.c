@@ -124,8 +124,12 @@ Test(fuzz, several_regions_reset_together)
 	b[0] = 2;
 	expect_ok(uvmo_fuzz_arm());
 	a[0] = 10;
-	b[PG] = 20;
+	b[0] = 20;
 	cr_assert_eq(dirty_pages(), 2);
+	/* A page first touched now counts too (and possibly pages uvmo
+	 * faulted in ahead of it: diff counts every page created since). */
+	b[PG] = 30;
+	cr_assert_geq(dirty_pages(), 3);
 	expect_ok(uvmo_fuzz_reset());
 	cr_assert_eq(a[0], 1);
 	cr_assert_eq(b[0], 2);

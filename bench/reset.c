@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench/reset.c — fuzzing executions per second: uvmo reset vs fork server.
+ *
+ * One execution = "run" (write one word into each of K pages of an M MiB
+ * state, the pages evenly spaced) followed by getting the state back to
+ * pristine.  Measured in one run, for M in {64, 1024} MiB and K in {10,
+ * 1000}:
+ *
+ *   fork server  the parent holds M MiB of private anonymous memory, every
+ *                page populated (4 KiB pages, no THP); per execution it
+ *                fork()s, the child writes the K pages and _exit()s, the
+ *                parent waitpid()s.  Measured first, before uvmo is
+ *                initialised, so no uvmo fork handler runs.
+ *   uvmo         the state is a fuzz region (include/uvmo/fuzz.h) of M MiB,
+ *                every page written before uvmo_fuzz_arm; per execution the
+ *                K pages are written through the mapping, then
+ *                uvmo_fuzz_reset() restores them.
+ *
+ * Also timed alone: uvmo_fuzz_reset after the K writes ("reset"), and after
+ * no write at all ("scan", what a reset costs before any page is copied).
+ *
+ * Targets (issue 5, section 5):
+ *   - at K = 10, uvmo executions/s >= 20x the fork server's, for both M;
+ *   - reset <= scan + 1 us per dirty page, for every M and K.
+ *
+ * Every figure is the median of the iterations of a measurement (at least
+ * MIN_ITERATIONS, and as many as fit in about TARGET_SECONDS), timed with
+ * CLOCK_MONOTONIC; executions/s is 1 / median execution time.  The state
+ * is verified after the uvmo measurements (the K pages read back pristine).
+ * A benchmark is not an assertion: a MISS still exits 0; only a failing
+ * call (the figures would be meaningless) exits 1.
+ *
+ *   reset_bench [--quick]     --quick: about 0.2 s per measurement
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uvmo/fuzz.h>
+#include <uvmo/uvmo.h>
+
+#define PAGE UVMO_PAGE_SIZE
+
+static const size_t state_mib[] = { 64, 1024 };
+static const size_t dirty_counts[] = { 10, 1000 };
+#define NUM_SIZES  (sizeof(state_mib) / sizeof(state_mib[0]))
+#define NUM_DIRTY  (sizeof(dirty_counts) / sizeof(dirty_counts[0]))
+
+#define MIN_ITERATIONS 25
+#define MAX_ITERATIONS 20000
+static double target_seconds = 1.0;
+
+/* Targets from the brief. */
+#define TARGET_RATE_RATIO     20.0 /* uvmo exec/s over fork server's, at K = 10 */
+#define TARGET_RATIO_AT_DIRTY 10
+#define TARGET_NS_PER_PAGE    1000.0 /* reset <= scan + this per dirty page */
+
+struct result {
+	double fork_exec_ns;   /* median fork-server execution */
+	double uvmo_exec_ns;   /* median uvmo execution (run + reset) */
+	double uvmo_reset_ns;  /* median reset after K dirty pages */
+	double uvmo_run_ns;    /* median of the K writes alone */
+};
+
+static struct result results[NUM_SIZES][NUM_DIRTY];
+static double scan_ns[NUM_SIZES]; /* median reset after no write */
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("reset_bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void check(int rc, const char *what)
+{
+	if (rc < 0)
+		die("%s failed: %s", what, strerror(-rc));
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *values, size_t count)
+{
+	qsort(values, count, sizeof(values[0]), compare_doubles);
+	return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
+}
+
+/* Iterations so far allow another one? */
+static bool keep_going(size_t done, uint64_t start)
+{
+	if (done < MIN_ITERATIONS)
+		return true;
+	return done < MAX_ITERATIONS && (double)(now_ns() - start) < target_seconds * 1e9;
+}
+
+/* The run: one word into each of @dirty pages of @state, evenly spaced. */
+static void dirty_pages(uint8_t *state, size_t pages, size_t dirty, uint64_t value)
+{
+	size_t stride = pages / dirty;
+	for (size_t i = 0; i < dirty; i++)
+		*(volatile uint64_t *)(state + i * stride * PAGE + 8) = value;
+}
+
+/* Every page of @state written with its own pattern (the pristine state). */
+static void populate(uint8_t *state, size_t pages)
+{
+	for (size_t page = 0; page < pages; page++)
+		*(uint64_t *)(state + page * PAGE + 8) = 0x5eed0000u + page;
+}
+
+static void read_loadavg(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	double a, b, c;
+
+	if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+		snprintf(buf, len, "%.2f %.2f %.2f", a, b, c);
+	else
+		snprintf(buf, len, "?");
+	if (f)
+		fclose(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fork server                                                               */
+/* ------------------------------------------------------------------------ */
+
+static double *samples;
+
+static double measure_fork_server(uint8_t *state, size_t pages, size_t dirty)
+{
+	size_t done = 0;
+	uint64_t start = now_ns();
+
+	while (keep_going(done, start)) {
+		uint64_t t0 = now_ns();
+		pid_t child = fork();
+		if (child < 0)
+			die("fork: %s", strerror(errno));
+		if (child == 0) {
+			dirty_pages(state, pages, dirty, done + 1);
+			_exit(0);
+		}
+		int status;
+		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			die("fork-server child failed");
+		samples[done++] = (double)(now_ns() - t0);
+	}
+	return median(samples, done);
+}
+
+static void run_fork_server(void)
+{
+	for (size_t s = 0; s < NUM_SIZES; s++) {
+		size_t bytes = state_mib[s] << 20, pages = bytes / PAGE;
+		uint8_t *state = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (state == MAP_FAILED)
+			die("mmap of %zu MiB: %s", state_mib[s], strerror(errno));
+		madvise(state, bytes, MADV_NOHUGEPAGE);
+		populate(state, pages);
+		for (size_t d = 0; d < NUM_DIRTY; d++) {
+			fprintf(stderr, "  fork server, %zu MiB, K = %zu ...\n", state_mib[s],
+				dirty_counts[d]);
+			results[s][d].fork_exec_ns = measure_fork_server(state, pages, dirty_counts[d]);
+		}
+		munmap(state, bytes);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* uvmo                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static double *reset_samples, *run_samples;
+
+static void measure_uvmo(uint8_t *state, size_t pages, size_t dirty, struct result *out)
+{
+	/* Warm-up: the first resets after arm take the pages over. */
+	for (int i = 0; i < 3; i++) {
+		dirty_pages(state, pages, dirty, 1);
+		check(uvmo_fuzz_reset(), "uvmo_fuzz_reset");
+	}
+
+	size_t done = 0;
+	uint64_t start = now_ns();
+	while (keep_going(done, start)) {
+		uint64_t t0 = now_ns();
+		dirty_pages(state, pages, dirty, done + 2);
+		uint64_t t1 = now_ns();
+		check(uvmo_fuzz_reset(), "uvmo_fuzz_reset");
+		uint64_t t2 = now_ns();
+		samples[done] = (double)(t2 - t0);
+		run_samples[done] = (double)(t1 - t0);
+		reset_samples[done] = (double)(t2 - t1);
+		done++;
+	}
+	out->uvmo_exec_ns = median(samples, done);
+	out->uvmo_run_ns = median(run_samples, done);
+	out->uvmo_reset_ns = median(reset_samples, done);
+}
+
+static double measure_scan(void)
+{
+	size_t done = 0;
+	uint64_t start = now_ns();
+
+	while (keep_going(done, start)) {
+		uint64_t t0 = now_ns();
+		check(uvmo_fuzz_reset(), "uvmo_fuzz_reset");
+		samples[done++] = (double)(now_ns() - t0);
+	}
+	return median(samples, done);
+}
+
+/* After the measurements the state must be exactly pristine. */
+static void verify_pristine(const uint8_t *state, size_t pages)
+{
+	for (size_t page = 0; page < pages; page++)
+		if (*(const uint64_t *)(state + page * PAGE + 8) != 0x5eed0000u + page)
+			die("page %zu is not pristine after uvmo_fuzz_reset", page);
+	size_t dirty = 1;
+	check(uvmo_fuzz_dirty_pages(&dirty), "uvmo_fuzz_dirty_pages");
+	if (dirty != 0)
+		die("%zu pages differ from pristine after uvmo_fuzz_reset", dirty);
+}
+
+static void run_uvmo(void)
+{
+	for (size_t s = 0; s < NUM_SIZES; s++) {
+		size_t bytes = state_mib[s] << 20, pages = bytes / PAGE;
+		uint8_t *state;
+
+		check(uvmo_fuzz_region(bytes, (void **)&state), "uvmo_fuzz_region");
+		populate(state, pages);
+		check(uvmo_fuzz_arm(), "uvmo_fuzz_arm");
+
+		fprintf(stderr, "  uvmo, %zu MiB, scan ...\n", state_mib[s]);
+		scan_ns[s] = measure_scan();
+		for (size_t d = 0; d < NUM_DIRTY; d++) {
+			fprintf(stderr, "  uvmo, %zu MiB, K = %zu ...\n", state_mib[s],
+				dirty_counts[d]);
+			measure_uvmo(state, pages, dirty_counts[d], &results[s][d]);
+		}
+		verify_pristine(state, pages);
+		uvmo_fuzz_release();
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Report                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void format_time(char *buf, size_t len, double ns)
+{
+	if (ns < 1e3)
+		snprintf(buf, len, "%.0f ns", ns);
+	else if (ns < 1e6)
+		snprintf(buf, len, "%.1f us", ns / 1e3);
+	else
+		snprintf(buf, len, "%.2f ms", ns / 1e6);
+}
+
+static void print_report(const char *load_before, const char *load_after)
+{
+	char a[32], b[32], c[32], e[32];
+
+	printf("\nreset_bench: executions = write 1 word into each of K evenly spaced pages "
+	       "of an M MiB state (every page populated), then back to pristine.\n");
+	printf("medians; at least %d iterations or %.1f s per figure; load average before: "
+	       "%s, after: %s\n\n", MIN_ITERATIONS, target_seconds, load_before, load_after);
+
+	printf("%-8s %5s | %-22s | %-22s %9s %9s | %7s  %-9s %s\n", "state", "K",
+	       "fork server", "uvmo run + reset", "run", "reset", "ratio", "target", "");
+	printf("---------------+------------------------+----------------------------------"
+	       "-----------+------------------------\n");
+	for (size_t s = 0; s < NUM_SIZES; s++)
+		for (size_t d = 0; d < NUM_DIRTY; d++) {
+			const struct result *r = &results[s][d];
+			double fork_rate = 1e9 / r->fork_exec_ns, uvmo_rate = 1e9 / r->uvmo_exec_ns;
+			double ratio = uvmo_rate / fork_rate;
+			bool targeted = dirty_counts[d] == TARGET_RATIO_AT_DIRTY;
+
+			format_time(a, sizeof a, r->fork_exec_ns);
+			format_time(b, sizeof b, r->uvmo_exec_ns);
+			format_time(c, sizeof c, r->uvmo_run_ns);
+			format_time(e, sizeof e, r->uvmo_reset_ns);
+			char fork_cell[400], uvmo_cell[400];
+			snprintf(fork_cell, sizeof fork_cell, "%9s %8.0f/s", a, fork_rate);
+			snprintf(uvmo_cell, sizeof uvmo_cell, "%9s %8.0f/s", b, uvmo_rate);
+			printf("%4zu MiB %5zu | %-22s | %-22s %9s %9s | %6.1fx  %-9s %s\n",
+			       state_mib[s], dirty_counts[d], fork_cell, uvmo_cell, c, e, ratio,
+			       targeted ? ">= 20x" : "", targeted ? (ratio >= TARGET_RATE_RATIO
+								    ? "PASS" : "MISS") : "");
+		}
+
+	printf("\nreset alone: uvmo_fuzz_reset after K dirty pages vs the scan (a reset "
+	       "after 0 dirty pages) + 1 us per dirty page\n\n");
+	printf("%-8s %5s | %9s %9s %14s %13s | %s\n", "state", "K", "scan", "reset",
+	       "scan + K x 1us", "per page", "target");
+	printf("---------------+-------------------------------------------------------+--------\n");
+	for (size_t s = 0; s < NUM_SIZES; s++)
+		for (size_t d = 0; d < NUM_DIRTY; d++) {
+			const struct result *r = &results[s][d];
+			double bound = scan_ns[s] + TARGET_NS_PER_PAGE * (double)dirty_counts[d];
+			double per_page = (r->uvmo_reset_ns - scan_ns[s]) / (double)dirty_counts[d];
+
+			format_time(a, sizeof a, scan_ns[s]);
+			format_time(b, sizeof b, r->uvmo_reset_ns);
+			format_time(c, sizeof c, bound);
+			format_time(e, sizeof e, per_page > 0 ? per_page : 0);
+			printf("%4zu MiB %5zu | %9s %9s %14s %13s | %s\n", state_mib[s],
+			       dirty_counts[d], a, b, c, e,
+			       r->uvmo_reset_ns <= bound ? "PASS" : "MISS");
+		}
+	printf("\n'run' is the K writes (the copy-on-write faults), 'reset' the restore; "
+	       "'per page' = (reset - scan) / K.\n");
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0)
+			target_seconds = 0.2;
+		else
+			die("usage: reset_bench [--quick]");
+	}
+	samples = malloc(MAX_ITERATIONS * sizeof(*samples));
+	run_samples = malloc(MAX_ITERATIONS * sizeof(*run_samples));
+	reset_samples = malloc(MAX_ITERATIONS * sizeof(*reset_samples));
+	if (!samples || !run_samples || !reset_samples)
+		die("out of memory");
+
+	char load_before[64], load_after[64];
+	read_loadavg(load_before, sizeof load_before);
+	fprintf(stderr, "reset_bench: measuring (fork server first, before uvmo starts)\n");
+	run_fork_server();
+	run_uvmo();
+	read_loadavg(load_after, sizeof load_after);
+	print_report(load_before, load_after);
+	uvmo_shutdown();
+	return 0;
+}
