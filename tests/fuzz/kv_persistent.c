@@ -243,5 +243,8 @@ int main(int argc, char **argv)
 		       (double)dirty_total / (double)runs, dirty_max);
 	printf("\n");
 	uvmo_fuzz_release();
+	for (size_t i = 0; i < source.path_count; i++)
+		free(source.paths[i]);
+	free(source.paths);
 	return failures ? 1 : 0;
 }
