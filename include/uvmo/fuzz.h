@@ -129,9 +129,7 @@ int uvmo_fuzz_reset(void);
 /**
  * uvmo_fuzz_dirty_pages - count the pages, over all regions, that differ
  * from the pristine snapshot (written since arm or the last reset), using
- * uvmo_vmo_diff.  A page written back to its pristine bytes still counts,
- * and so does a page first touched since (even only read, and pages uvmo
- * faulted in ahead of it): it did not exist in the pristine state.
+ * uvmo_vmo_diff, which decides what differs (see uvmo.h).
  * @count: receives the count.
  * For statistics (pages a run dirties); a reset does not need it.
  * Errors: -EINVAL (NULL @count), -EBUSY (not armed), an error of
