@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +78,8 @@ static double target_seconds = 0.4; /* per round */
 
 struct result {
 	double fork_exec_ns;   /* median fork-server execution */
+	double fork_cpu_ns;    /* CPU time per fork-server execution, parent and child */
+	double uvmo_cpu_ns;    /* CPU time per uvmo execution, every thread */
 	double uvmo_exec_ns;   /* median uvmo execution (run + reset) */
 	double uvmo_reset_ns;  /* median reset after K dirty pages */
 	double uvmo_run_ns;    /* median of the K writes alone */
@@ -173,9 +176,24 @@ static void read_loadavg(char *buf, size_t len)
 
 static double *samples;
 
-static double measure_fork_server(uint8_t *state, size_t pages, size_t dirty)
+/* CPU time (user + system) of @who so far. */
+static double cpu_ns(int who)
+{
+	struct rusage usage;
+	getrusage(who, &usage);
+	return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e9 +
+	       (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e3;
+}
+
+struct fork_reply {
+	double exec_ns; /* median */
+	double cpu_ns;  /* mean CPU time per execution */
+};
+
+static struct fork_reply measure_fork_server(uint8_t *state, size_t pages, size_t dirty)
 {
 	size_t done = 0;
+	double cpu_before = cpu_ns(RUSAGE_SELF) + cpu_ns(RUSAGE_CHILDREN);
 	uint64_t start = now_ns();
 
 	while (keep_going(done, start)) {
@@ -193,7 +211,8 @@ static double measure_fork_server(uint8_t *state, size_t pages, size_t dirty)
 			die("fork-server child failed");
 		samples[done++] = (double)(now_ns() - t0);
 	}
-	return median(samples, done);
+	double cpu_after = cpu_ns(RUSAGE_SELF) + cpu_ns(RUSAGE_CHILDREN);
+	return (struct fork_reply){ median(samples, done), (cpu_after - cpu_before) / (double)done };
 }
 
 /* A request to the fork-server helper; mib = 0 ends it. */
@@ -224,8 +243,8 @@ static void helper_main(int requests, int replies)
 			populate(state, pages);
 			state_bytes = bytes;
 		}
-		double ns = measure_fork_server(state, pages, request.dirty);
-		if (write(replies, &ns, sizeof(ns)) != (ssize_t)sizeof(ns))
+		struct fork_reply reply = measure_fork_server(state, pages, request.dirty);
+		if (write(replies, &reply, sizeof(reply)) != (ssize_t)sizeof(reply))
 			die("helper: reply lost");
 	}
 	_exit(0);
@@ -252,10 +271,10 @@ static void start_fork_server_helper(void)
 	from_helper = replies[0];
 }
 
-static double fork_server_round(size_t mib, size_t dirty)
+static struct fork_reply fork_server_round(size_t mib, size_t dirty)
 {
 	struct fork_request request = { mib, dirty };
-	double ns;
+	struct fork_reply ns;
 
 	if (write(to_helper, &request, sizeof(request)) != (ssize_t)sizeof(request) ||
 	    read(from_helper, &ns, sizeof(ns)) != (ssize_t)sizeof(ns))
@@ -278,7 +297,7 @@ static double *reset_samples, *run_samples;
 
 /* One round: medians of run + reset, run alone and reset alone. */
 static void uvmo_round(uint8_t *state, size_t pages, size_t dirty, double *exec_ns,
-		       double *run_ns, double *reset_ns)
+		       double *run_ns, double *reset_ns, double *cpu_per_exec_ns)
 {
 	/* Warm-up: the first resets after arm take the pages over. */
 	for (int i = 0; i < 3; i++) {
@@ -287,6 +306,7 @@ static void uvmo_round(uint8_t *state, size_t pages, size_t dirty, double *exec_
 	}
 
 	size_t done = 0;
+	double cpu_before = cpu_ns(RUSAGE_SELF);
 	uint64_t start = now_ns();
 	while (keep_going(done, start)) {
 		uint64_t t0 = now_ns();
@@ -299,6 +319,7 @@ static void uvmo_round(uint8_t *state, size_t pages, size_t dirty, double *exec_
 		reset_samples[done] = (double)(t2 - t1);
 		done++;
 	}
+	*cpu_per_exec_ns = (cpu_ns(RUSAGE_SELF) - cpu_before) / (double)done;
 	*exec_ns = median(samples, done);
 	*run_ns = median(run_samples, done);
 	*reset_ns = median(reset_samples, done);
@@ -352,13 +373,15 @@ static void run_measurements(void)
 
 		for (size_t d = 0; d < NUM_DIRTY; d++) {
 			double fork_ns[ROUNDS], exec_ns[ROUNDS], run_ns[ROUNDS], reset_ns[ROUNDS],
-				scan_ns[ROUNDS];
+				scan_ns[ROUNDS], fork_cpu[ROUNDS], uvmo_cpu[ROUNDS];
 			for (int r = 0; r < ROUNDS; r++) {
 				fprintf(stderr, "  %zu MiB, K = %zu, round %d/%d\n", state_mib[s],
 					dirty_counts[d], r + 1, ROUNDS);
-				fork_ns[r] = fork_server_round(state_mib[s], dirty_counts[d]);
+				struct fork_reply fork = fork_server_round(state_mib[s], dirty_counts[d]);
+				fork_ns[r] = fork.exec_ns;
+				fork_cpu[r] = fork.cpu_ns;
 				uvmo_round(state, pages, dirty_counts[d], &exec_ns[r], &run_ns[r],
-					   &reset_ns[r]);
+					   &reset_ns[r], &uvmo_cpu[r]);
 				scan_ns[r] = scan_round();
 			}
 			struct result *out = &results[s][d];
@@ -367,6 +390,8 @@ static void run_measurements(void)
 			out->uvmo_run_ns = median_of_rounds(run_ns);
 			out->uvmo_reset_ns = median_of_rounds(reset_ns);
 			out->scan_ns = median_of_rounds(scan_ns);
+			out->fork_cpu_ns = median_of_rounds(fork_cpu);
+			out->uvmo_cpu_ns = median_of_rounds(uvmo_cpu);
 		}
 		verify_pristine(state, pages);
 		uvmo_fuzz_release();
@@ -419,6 +444,19 @@ static void print_report(const char *load_before, const char *load_after)
 			       state_mib[s], dirty_counts[d], fork_cell, uvmo_cell, c, e, ratio,
 			       targeted ? ">= 20x" : "", targeted ? (ratio >= TARGET_RATE_RATIO
 								    ? "PASS" : "MISS") : "");
+		}
+
+	printf("\nCPU time per execution (user + system, every thread and child; what the "
+	       "machine's load does not inflate):\n\n");
+	printf("%-8s %5s | %12s %12s | %7s\n", "state", "K", "fork server", "uvmo", "ratio");
+	printf("---------------+---------------------------+--------\n");
+	for (size_t s = 0; s < NUM_SIZES; s++)
+		for (size_t d = 0; d < NUM_DIRTY; d++) {
+			const struct result *r = &results[s][d];
+			format_time(a, sizeof a, r->fork_cpu_ns);
+			format_time(b, sizeof b, r->uvmo_cpu_ns);
+			printf("%4zu MiB %5zu | %12s %12s | %6.1fx\n", state_mib[s], dirty_counts[d], a,
+			       b, r->fork_cpu_ns / r->uvmo_cpu_ns);
 		}
 
 	printf("\nreset alone: uvmo_fuzz_reset after K dirty pages vs the scan (a reset "
