@@ -6,6 +6,7 @@
 #   bench/run.sh clone [args...]   the same
 #   bench/run.sh fault [args...]   fault_bench (faults on mappings)
 #   bench/run.sh pager [size_mib]  pager_bench (the io_uring file pager)
+#   bench/run.sh reset [args...]   reset_bench (fuzzing resets vs a fork server)
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,7 @@ case "${1:-}" in
 clone) shift ;;
 fault) bench=fault_bench; shift ;;
 pager) bench=pager_bench; shift ;;
+reset) bench=reset_bench; shift ;;
 esac
 
 if [ ! -f "$build/build.ninja" ]; then
