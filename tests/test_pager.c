@@ -1951,6 +1951,23 @@ Test(pager, zero_of_an_at_least_on_write_child_of_a_zeroed_root_sticks, .timeout
 	expect_no_request(p, 0);
 }
 
+/* Found by the MAPPED_PAGER differential run (seed 120). */
+Test(pager, zero_of_part_of_an_at_least_on_write_childs_page_absent_in_the_parent_sticks, .timeout = 20)
+{
+	struct test_pager tp;
+	tp_start(&tp, 35);
+	uvmo_vmo_t *v = make_pager_vmo(tp.pager, 0, KEY, 4 * PG);
+	uvmo_vmo_t *c = make_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 4 * PG);
+	/* Page 2 is absent in the parent; the child zeroes part of it, so the
+	 * child's copy (supplied content, those bytes zero) is taken now. */
+	expect_ok(uvmo_vmo_op_range(c, UVMO_OP_ZERO, 2 * PG, 100));
+	write_val(v, 2 * PG, PG, 0xd8);
+	expect_vmo_val(c, 2 * PG, 100, 0);
+	expect_vmo_pattern(c, 2 * PG + 100, PG - 100, 35);
+	tp_stop(&tp);
+	expect_no_thread_failure();
+}
+
 Test(pager, zero_of_part_of_an_at_least_on_write_child_makes_that_part_read_zero, .timeout = 20)
 {
 	struct test_pager tp;
