@@ -107,6 +107,11 @@ struct cow_mapping_ops {
 	/* Remove write access from node pages [first, end) (a snapshot:
 	 * all of them; a pager writeback: a range). */
 	void (*write_protect)(struct cow_mapping *m, uint64_t first, uint64_t end);
+	/* Node pages [first, end) hold frames now (a pager supplied them):
+	 * map them in ahead of the accesses (read-only where protected), so
+	 * a sequential reader does not fault once per page.  Must not fault
+	 * into uvmo: every page of the range is present. */
+	void (*populate)(struct cow_mapping *m, uint64_t first, uint64_t end);
 	/* The node's window moved to @file_offset (remap there), or its size
 	 * changed from @old_size to @new_size (pages past the old end may have
 	 * been refused and must be retried). */

@@ -266,6 +266,28 @@ static int check_served(struct cow_node *n, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* Map the runs of framed pages of [first, end) into every mapping (never
+ * a hole: populating one would fault into uvmo under this tree lock). */
+static void populate_supplied(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	if (LIST_EMPTY(&n->mappings))
+		return;
+	uint64_t pg = first;
+	while (pg < end) {
+		if (!(pl_get(&n->pages, pg) & E_PRESENT)) {
+			pg++;
+			continue;
+		}
+		uint64_t run = pg;
+		while (run < end && (pl_get(&n->pages, run) & E_PRESENT))
+			run++;
+		struct cow_mapping *m;
+		LIST_FOREACH(m, &n->mappings, link)
+			m->ops->populate(m, pg, run);
+		pg = run;
+	}
+}
+
 int cow_pager_supply(struct cow_node *n, uint64_t off, uint64_t len, const void *data)
 {
 	tree_lock(n->tree);
@@ -296,6 +318,7 @@ int cow_pager_supply(struct cow_node *n, uint64_t off, uint64_t len, const void 
 	 * cached of it. */
 	if (!LIST_EMPTY(&n->paged_children))
 		alow_invalidate(n, first, end);
+	populate_supplied(n, first, end);
 	VALIDATE(n);
 	tree_unlock(n->tree);
 	return rc;

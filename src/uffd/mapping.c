@@ -58,17 +58,36 @@ static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_prot
 	return rc;
 }
 
-static void write_protect(struct cow_mapping *cm, uint64_t first, uint64_t end)
+/* The part of node pages [first, end) that @m shows, as an address range;
+ * false if none. */
+static bool node_range_in(const struct mapping *m, uint64_t first, uint64_t end,
+			  uint64_t *addr, uint64_t *len)
 {
-	struct mapping *m = of(cm);
-	/* Node pages this mapping shows, clipped to [first, end).  Dead or
-	 * not: until its range is released it is still mapped. */
 	uint64_t m_first = m->node_offset >> PAGE_SHIFT;
 	uint64_t m_end = m_first + (len_of(m) >> PAGE_SHIFT);
 	uint64_t lo = max_u64(first, m_first), hi = min_u64(end, m_end);
-	if (lo < hi)
-		engine_write_protect(m->r.start + ((lo - m_first) << PAGE_SHIFT),
-				     (hi - lo) << PAGE_SHIFT, true);
+	if (lo >= hi)
+		return false;
+	*addr = m->r.start + ((lo - m_first) << PAGE_SHIFT);
+	*len = (hi - lo) << PAGE_SHIFT;
+	return true;
+}
+
+static void write_protect(struct cow_mapping *cm, uint64_t first, uint64_t end)
+{
+	struct mapping *m = of(cm);
+	uint64_t addr, len;
+	/* Dead or not: until its range is released it is still mapped. */
+	if (node_range_in(m, first, end, &addr, &len))
+		engine_write_protect(addr, len, true);
+}
+
+static void populate(struct cow_mapping *cm, uint64_t first, uint64_t end)
+{
+	struct mapping *m = of(cm);
+	uint64_t addr, len;
+	if (!m->dead && node_range_in(m, first, end, &addr, &len))
+		madvise((void *)(uintptr_t)addr, len, MADV_POPULATE_READ); /* best effort */
 }
 
 static void window_changed(struct cow_mapping *cm, uint64_t file_offset,
@@ -93,6 +112,7 @@ static void window_changed(struct cow_mapping *cm, uint64_t file_offset,
 static const struct cow_mapping_ops mapping_ops = {
 	.install = install,
 	.write_protect = write_protect,
+	.populate = populate,
 	.window_changed = window_changed,
 };
 
