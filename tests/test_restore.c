@@ -2132,6 +2132,109 @@ Test(restore, restore_in_a_forked_child_and_in_the_parent, .timeout = 60)
 	expect_mem_pattern(m, 8 * PG, 260, 0);
 }
 
+/* One thread restores a VMO to its first snapshot again and again; another
+ * writes whole pages by call, takes snapshots and closes them.  Calls on
+ * one tree serialise, so every snapshot shows, page by page, either the
+ * first snapshot's page or one whole page the writer wrote; nothing fails. */
+#define CHURN_PAGES 16u
+
+struct churn_arg {
+	uvmo_vmo_t *v, *s0;
+	const uint8_t *img0;
+	atomic_bool *stop;
+	unsigned long restores, snapshots;
+};
+
+static void *churn_restorer(void *arg)
+{
+	struct churn_arg *a = arg;
+	while (!atomic_load(a->stop)) {
+		int rc = uvmo_vmo_restore(a->v, a->s0);
+		tcheck(rc == 0, "restore returned %d", rc);
+		a->restores++;
+	}
+	return NULL;
+}
+
+/* Every page of @snap is the first snapshot's or one written whole with a
+ * tag byte (nonzero, differs from the pattern byte at its start). */
+static bool churn_snapshot_ok(uvmo_vmo_t *snap, const uint8_t *img0, uint8_t *buf, char *why,
+			      size_t whylen)
+{
+	int rc = uvmo_vmo_read(snap, buf, 0, CHURN_PAGES * PG);
+	if (rc) {
+		snprintf(why, whylen, "reading a snapshot returned %d", rc);
+		return false;
+	}
+	for (uint64_t p = 0; p < CHURN_PAGES; p++) {
+		const uint8_t *pg = buf + p * PG;
+		if (memcmp(pg, img0 + p * PG, PG) == 0)
+			continue;
+		if (pg[0] >= 0x80 && first_other_byte(pg, PG, pg[0]) < 0)
+			continue;
+		snprintf(why, whylen, "page %llu of a snapshot is neither the first snapshot's nor"
+			 " one whole written page (byte 0 is 0x%02x)", (unsigned long long)p, pg[0]);
+		return false;
+	}
+	return true;
+}
+
+Test(restore, snapshots_taken_and_closed_while_another_thread_restores, .timeout = 120)
+{
+	uvmo_vmo_t *v = make_vmo(CHURN_PAGES * PG, 0);
+	uint8_t *img0 = malloc(CHURN_PAGES * PG);
+	for (uint64_t i = 0; i < CHURN_PAGES * PG; i++)
+		img0[i] = (uint8_t)(pattern_byte(270, i) & 0x7f); /* below the tags */
+	expect_ok(uvmo_vmo_write(v, img0, 0, CHURN_PAGES * PG / 2));
+	memset(img0 + CHURN_PAGES * PG / 2, 0, CHURN_PAGES * PG / 2); /* holes */
+	uvmo_vmo_t *s0 = take_snapshot(v);
+	atomic_bool stop;
+	atomic_init(&stop, false);
+	struct churn_arg a = { .v = v, .s0 = s0, .img0 = img0, .stop = &stop };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, churn_restorer, &a), 0);
+	uvmo_vmo_t *kept[3] = { NULL, NULL, NULL };
+	uint8_t *buf = malloc(CHURN_PAGES * PG);
+	uint8_t page[UVMO_PAGE_SIZE];
+	char why[256] = "";
+	uint64_t rng = 271;
+	bool ok = true;
+	for (unsigned k = 0; k < 400 && ok && !atomic_load(&thread_failed); k++) {
+		memset(page, 0x80 | (int)(k % 0x7f), PG);
+		int rc = uvmo_vmo_write(v, page, rnd_below(&rng, CHURN_PAGES) * PG, PG);
+		if (rc) {
+			snprintf(why, sizeof(why), "write returned %d", rc);
+			ok = false;
+			break;
+		}
+		uvmo_vmo_t *s = NULL;
+		rc = uvmo_vmo_snapshot(v, &s);
+		if (rc) {
+			snprintf(why, sizeof(why), "snapshot returned %d", rc);
+			ok = false;
+			break;
+		}
+		ok = churn_snapshot_ok(s, img0, buf, why, sizeof(why));
+		unsigned slot = (unsigned)rnd_below(&rng, 3);
+		uvmo_vmo_close(kept[slot]);
+		kept[slot] = s;
+		a.snapshots++;
+	}
+	atomic_store(&stop, true);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert(ok, "%s", why);
+	expect_no_thread_failure();
+	for (int i = 0; i < 3; i++)
+		if (kept[i])
+			cr_assert(churn_snapshot_ok(kept[i], img0, buf, why, sizeof(why)), "%s", why);
+	expect_ok(uvmo_vmo_restore(v, s0));
+	expect_bytes(v, img0, CHURN_PAGES * PG);
+	expect_no_diff(v, s0);
+	cr_log_info("%lu restores, %lu snapshots", a.restores, a.snapshots);
+	free(buf);
+	free(img0);
+}
+
 /* Restores of unrelated VMOs from several threads at once. */
 struct own_arg {
 	int index;
