@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uvmo/fuzz.h>
 
@@ -190,6 +191,27 @@ Test(fuzz, pages_only_read_or_written_back_unchanged_do_not_count)
 	cr_assert_eq(dirty_pages(), 1);
 	expect_ok(uvmo_fuzz_reset());
 	cr_assert_eq(dirty_pages(), 0);
+}
+
+Test(fuzz, writes_by_system_calls_are_reset_too)
+{
+	uint8_t *region = NULL;
+	expect_ok(uvmo_fuzz_region(8 * PG, (void **)&region));
+	memset(region, 'x', 8 * PG);
+	expect_ok(uvmo_fuzz_arm());
+	int pipe_fds[2];
+	cr_assert_eq(pipe(pipe_fds), 0);
+	for (int run = 0; run < 3; run++) {
+		cr_assert_eq(write(pipe_fds[1], "hello", 5), 5);
+		/* The kernel writes into a write-protected page of the region. */
+		cr_assert_eq(read(pipe_fds[0], region + 5 * PG + 100, 5), 5);
+		cr_assert_eq(memcmp(region + 5 * PG + 100, "hello", 5), 0);
+		cr_assert_eq(dirty_pages(), 1);
+		expect_ok(uvmo_fuzz_reset());
+		cr_assert_eq(memcmp(region + 5 * PG + 100, "xxxxx", 5), 0, "run %d", run);
+	}
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
 }
 
 Test(fuzz, several_regions_reset_together)
