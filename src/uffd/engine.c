@@ -17,15 +17,19 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compat/linux_abi.h"
 #include "uffd/uffd_private.h"
 
-struct engine engine = { .fd = -1 };
+struct engine engine = { .fd = -1, .stop_fd = -1 };
 
 static const uint64_t required_features =
 	UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
@@ -36,8 +40,7 @@ static const uint64_t wanted_features =
  * into a mapping) must be served too, not fail with EFAULT. */
 static int uffd_syscall(void)
 {
-	/* Blocking: handlers wait in read(2) (see handler_main). */
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -273,33 +276,67 @@ static void handle_fault(const struct uffd_msg *msg)
 }
 
 /*
- * Handlers wait in a blocking read(2): one system call per fault, and the
- * handlers that lose the race for a message sleep on inside the kernel
- * instead of returning for nothing (measured against poll(2) and a
- * non-blocking read: random clone reads 8% and first touches 12% cheaper).
- * To stop them, engine_stop faults on a page of its own, once per handler:
- * the handler that takes such a fault answers it and exits.
+ * Dormant handlers.  The kernel wakes every thread waiting on the
+ * userfaultfd for each fault, so with one handler per CPU a single faulting
+ * thread also wakes the handlers of the other CPUs, which find nothing to
+ * read — measured: that costs random clone reads about a third of their
+ * time.  So a handler that keeps losing the race to the local one steps
+ * aside: it stops polling and sleeps on a futex.  It comes back when the
+ * time is up (the faulting thread may have moved to its CPU), or at once
+ * when an active handler sees a fault from another thread than the last
+ * (several threads are faulting, possibly on several CPUs, and each is
+ * best served on its own).  One handler always stays active.
  */
-static char *stop_page;
+#define LOSSES_BEFORE_DORMANT 4
+#define DORMANT_NS 10000000L /* 10 ms */
 
-static bool is_stop_request(const struct uffd_msg *msg)
+static _Atomic uint32_t active_handlers;
+static _Atomic uint32_t recall_generation; /* a futex word */
+static _Atomic uint32_t last_faulting_thread;
+
+static void recall_dormant_handlers(void)
 {
-	return msg->event == UFFD_EVENT_PAGEFAULT &&
-	       (msg->arg.pagefault.address & ~(PAGE_SIZE - 1)) == (uint64_t)(uintptr_t)stop_page;
+	if (atomic_load_explicit(&active_handlers, memory_order_relaxed) >= engine.nthreads)
+		return;
+	atomic_fetch_add(&recall_generation, 1);
+	syscall(SYS_futex, &recall_generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-static void answer_stop_request(void)
+/* Step aside for a while, unless this is the last active handler. */
+static void try_dormancy(void)
 {
-	struct uffdio_zeropage z = {
-		.range = { .start = (uint64_t)(uintptr_t)stop_page, .len = PAGE_SIZE },
-	};
-	if (ioctl(engine.fd, UFFDIO_ZEROPAGE, &z) < 0)
-		wake((uint64_t)(uintptr_t)stop_page, PAGE_SIZE); /* it faults again: next handler */
+	uint32_t active = atomic_load(&active_handlers);
+	do {
+		if (active <= 1)
+			return;
+	} while (!atomic_compare_exchange_weak(&active_handlers, &active, active - 1));
+	uint32_t generation = atomic_load(&recall_generation);
+	struct timespec timeout = { .tv_sec = 0, .tv_nsec = DORMANT_NS };
+	syscall(SYS_futex, &recall_generation, FUTEX_WAIT_PRIVATE, generation, &timeout,
+		NULL, 0);
+	atomic_fetch_add(&active_handlers, 1);
+}
+
+static void note_faulting_thread(const struct uffd_msg *msg)
+{
+	uint32_t tid = msg->arg.pagefault.feat.ptid;
+	if (atomic_load_explicit(&last_faulting_thread, memory_order_relaxed) != tid) {
+		atomic_store_explicit(&last_faulting_thread, tid, memory_order_relaxed);
+		recall_dormant_handlers();
+	}
 }
 
 static void *handler_main(void *arg)
 {
 	long cpu = (long)(intptr_t)arg;
+	struct pollfd fds[2] = {
+		{ .fd = engine.fd, .events = POLLIN },
+		{ .fd = engine.stop_fd, .events = POLLIN },
+	};
+	unsigned losses = 0;
+	/* Without thread ids several faulting threads cannot be told from
+	 * one: every handler stays active. */
+	bool may_rest = engine.features & UFFD_FEATURE_THREAD_ID;
 
 	if (cpu >= 0) {
 		cpu_set_t set;
@@ -308,59 +345,38 @@ static void *handler_main(void *arg)
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
 	for (;;) {
-		if (atomic_load(&poison_pending)) {
-			/* With poisons outstanding, look again now and then
-			 * whether the pool has room for them to succeed. */
-			struct pollfd pfd = { .fd = engine.fd, .events = POLLIN };
-			int n = poll(&pfd, 1, 50);
-			if (space_pool_has_room())
-				engine_clear_poisons();
-			if (n <= 0)
-				continue;
-		}
+		/* With poisons outstanding, look again now and then whether
+		 * the pool has room for them to succeed. */
+		int timeout = atomic_load(&poison_pending) ? 50 : -1;
+		int n = poll(fds, 2, timeout);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		if (atomic_load(&poison_pending) && space_pool_has_room())
+			engine_clear_poisons();
+		if (n <= 0 || !(fds[0].revents & POLLIN))
+			continue;
 		struct uffd_msg msg;
 		ssize_t got = read(engine.fd, &msg, sizeof(msg));
 		if (got != sizeof(msg)) {
-			if (got < 0 && errno != EINTR && errno != EAGAIN)
-				break; /* the descriptor is gone */
+			/* Another handler took it. */
+			if (may_rest && ++losses >= LOSSES_BEFORE_DORMANT) {
+				try_dormancy();
+				losses = 0;
+			}
 			continue;
 		}
-		if (is_stop_request(&msg)) {
-			answer_stop_request();
-			break;
-		}
-		if (msg.event == UFFD_EVENT_PAGEFAULT)
+		losses = 0;
+		if (msg.event == UFFD_EVENT_PAGEFAULT) {
+			if (may_rest)
+				note_faulting_thread(&msg);
 			handle_fault(&msg);
+		}
 	}
 	free(spare_wait);
 	spare_wait = NULL;
 	return NULL;
-}
-
-/* A page that only engine_stop touches, registered for missing faults. */
-static int make_stop_page(void)
-{
-	void *p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -ENOMEM;
-	struct uffdio_register reg = {
-		.range = { .start = (uint64_t)(uintptr_t)p, .len = PAGE_SIZE },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
-	if (ioctl(engine.fd, UFFDIO_REGISTER, &reg) < 0) {
-		int rc = -errno;
-		munmap(p, PAGE_SIZE);
-		return rc;
-	}
-	stop_page = p;
-	return 0;
-}
-
-static void drop_stop_page(void)
-{
-	if (stop_page)
-		munmap(stop_page, PAGE_SIZE);
-	stop_page = NULL;
 }
 
 int engine_start(uint32_t threads)
@@ -370,9 +386,11 @@ int engine_start(uint32_t threads)
 	if (rc < 0)
 		return rc;
 	engine.fd = rc;
-	rc = make_stop_page();
-	if (rc < 0)
+	engine.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (engine.stop_fd < 0) {
+		rc = -errno;
 		goto fail;
+	}
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	bool pin = threads == 0;
 	if (threads == 0)
@@ -382,6 +400,7 @@ int engine_start(uint32_t threads)
 		rc = -ENOMEM;
 		goto fail;
 	}
+	atomic_store(&active_handlers, threads);
 	for (uint32_t i = 0; i < threads; i++) {
 		long cpu = pin ? (long)i : -1;
 		if (pthread_create(&engine.threads[i], NULL, handler_main,
@@ -407,17 +426,18 @@ void engine_forget(void)
 	engine.nthreads = 0;
 	if (engine.fd >= 0)
 		close(engine.fd);
-	engine.fd = -1;
-	drop_stop_page(); /* the child's copy is no longer registered */
+	if (engine.stop_fd >= 0)
+		close(engine.stop_fd);
+	engine.fd = engine.stop_fd = -1;
 }
 
 void engine_stop(void)
 {
-	/* One stop request per handler: each is answered by a handler that
-	 * then exits, so the next one reaches another. */
-	for (uint32_t i = 0; i < engine.nthreads; i++) {
-		madvise(stop_page, PAGE_SIZE, MADV_DONTNEED);
-		(void)*(volatile char *)stop_page;
+	if (engine.stop_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(engine.stop_fd, &one, sizeof(one));
+		(void)w;
+		recall_dormant_handlers(); /* so that they see the request */
 	}
 	for (uint32_t i = 0; i < engine.nthreads; i++)
 		pthread_join(engine.threads[i], NULL);
@@ -426,8 +446,9 @@ void engine_stop(void)
 	engine.nthreads = 0;
 	if (engine.fd >= 0)
 		close(engine.fd);
-	engine.fd = -1;
-	drop_stop_page();
+	if (engine.stop_fd >= 0)
+		close(engine.stop_fd);
+	engine.fd = engine.stop_fd = -1;
 	pthread_mutex_lock(&poison_lock);
 	free(poisoned);
 	poisoned = NULL;

@@ -88,6 +88,7 @@ int mapping_split(struct mapping *m, uint64_t addr, struct mapping **right);
 /* engine.c */
 struct engine {
 	int fd;
+	int stop_fd;
 	uint64_t features;
 	pthread_t *threads;
 	uint32_t nthreads;
