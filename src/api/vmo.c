@@ -359,48 +359,31 @@ static int make_slice(struct uvmo_vmo *parent, uint32_t options, uint64_t offset
 	return publish(obj, out);
 }
 
-static int make_snapshot(struct uvmo_vmo *parent, uint32_t options, uint64_t offset,
-			 uint64_t size, uvmo_vmo_t **out)
+/*
+ * A copy-on-write child of @parent: a SNAPSHOT (any parent), or an
+ * AT_LEAST_ON_WRITE / SNAPSHOT_MODIFIED child of a pager-backed VMO.  The
+ * child of a slice sees that window of the real parent and nothing past
+ * the slice's end.
+ */
+static int make_cow_child(struct uvmo_vmo *parent, uint32_t options, uint64_t offset,
+			  uint64_t size, uvmo_vmo_t **out)
 {
 	struct cow_node *node;
 	uint64_t psize = obj_size(parent);
 	uint32_t flags = (options & UVMO_CHILD_RESIZABLE) ? COW_RESIZABLE : 0;
 	uint64_t capacity = (options & UVMO_CHILD_RESIZABLE)
 				    ? max_u64(size, api_resizable_window()) : size;
+	int rc;
 
 	if (offset > psize)
 		return -ERANGE;
-	/* A snapshot of a slice snapshots that window of the real parent and
-	 * sees nothing past the slice's end. */
-	int rc = cow_snapshot(parent->node, parent->offset + offset, size,
-			      psize - offset, capacity, flags, &node);
-	if (rc < 0)
-		return rc;
-	struct uvmo_vmo *obj = new_object(node);
-	if (!obj) {
-		cow_node_unref(node);
-		return -ENOMEM;
-	}
-	obj->snapshot = true;
-	obj->no_write = options & UVMO_CHILD_NO_WRITE;
-	set_creator(obj, parent);
-	return publish(obj, out);
-}
-
-/* AT_LEAST_ON_WRITE or SNAPSHOT_MODIFIED of a pager-backed VMO. */
-static int make_paged_child(struct uvmo_vmo *parent, uint32_t options, uint64_t offset,
-			    uint64_t size, uvmo_vmo_t **out)
-{
-	struct cow_node *node;
-	uint32_t flags = (options & UVMO_CHILD_RESIZABLE) ? COW_RESIZABLE : 0;
-	uint64_t capacity = (options & UVMO_CHILD_RESIZABLE)
-				    ? max_u64(size, api_resizable_window()) : size;
-
-	if (offset > obj_size(parent))
-		return -ERANGE;
-	int rc = cow_paged_child(parent->node, parent->offset + offset, size,
-				 obj_size(parent) - offset, capacity, flags,
-				 options & UVMO_CHILD_SNAPSHOT_MODIFIED, &node);
+	if (cow_is_paged(parent->node))
+		rc = cow_paged_child(parent->node, parent->offset + offset, size,
+				     psize - offset, capacity, flags,
+				     options & UVMO_CHILD_SNAPSHOT_MODIFIED, &node);
+	else
+		rc = cow_snapshot(parent->node, parent->offset + offset, size,
+				  psize - offset, capacity, flags, &node);
 	if (rc < 0)
 		return rc;
 	struct uvmo_vmo *obj = new_object(node);
@@ -431,15 +414,13 @@ UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 	    ((cow_is_paged(pobj->node) && (options & UVMO_CHILD_SNAPSHOT)) ||
 	     cow_is_paged_child(pobj->node)))
 		rc = -ENOTSUP; /* see uvmo.h: clones of pager-backed VMOs */
-	if (rc == 0 && !(options & UVMO_CHILD_SLICE) && cow_is_paged(pobj->node)) {
-		rc = make_paged_child(pobj, options, offset, size, out);
-	} else if (rc == 0) {
+	if (rc == 0) {
 		/* AT_LEAST_ON_WRITE of an anonymous parent: the stronger
 		 * SNAPSHOT guarantee, as Zircon gives. */
 		if (options & UVMO_CHILD_SLICE)
 			rc = make_slice(pobj, options, offset, size, out);
 		else
-			rc = make_snapshot(pobj, options, offset, size, out);
+			rc = make_cow_child(pobj, options, offset, size, out);
 	}
 	leave(pobj);
 	return rc;
@@ -566,7 +547,7 @@ UVMO_EXPORT int uvmo_vmo_snapshot(uvmo_vmo_t *vmo, uvmo_vmo_t **snap)
 	    cow_is_paged_child(obj->node))
 		rc = -ENOTSUP;
 	else
-		rc = make_snapshot(obj, UVMO_CHILD_SNAPSHOT | UVMO_CHILD_NO_WRITE |
+		rc = make_cow_child(obj, UVMO_CHILD_SNAPSHOT | UVMO_CHILD_NO_WRITE |
 				   (cow_is_resizable(obj->node) ? UVMO_CHILD_RESIZABLE : 0),
 				   0, obj_size(obj), snap);
 	if (rc == 0)
