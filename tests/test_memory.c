@@ -967,3 +967,34 @@ Test(memory, peak_committed_bytes_remembers_the_high_water_mark)
 	cr_assert_eq(s1.committed_bytes, s0.committed_bytes);
 	cr_assert_geq(s1.peak_committed_bytes, s0.committed_bytes + 10 * PG);
 }
+
+/*
+ * Found by the differential soak (shrunk): when a clone dies, the ancestor
+ * page it saw and its surviving sibling hides with a page of its own (here
+ * a zeroed-then-committed page) is nobody's any more and must be freed, not
+ * kept by the hidden node.
+ */
+Test(memory, a_page_only_a_dead_clone_saw_is_freed_when_its_sibling_shadows_it)
+{
+	uvmo_vmo_t *p = make_vmo(22 * PG, 0);
+	uint8_t *buf = malloc(29 * PG);
+	memset(buf, 0x5a, 29 * PG);
+	expect_ok(uvmo_vmo_write(p, buf, 9 * PG, 13 * PG));
+	uvmo_vmo_t *a = make_child(p, UVMO_CHILD_SNAPSHOT, 0, 29 * PG);
+	expect_ok(uvmo_vmo_write(a, buf, 0, 29 * PG)); /* a owns all it sees */
+	uvmo_vmo_t *slice = make_child(p, UVMO_CHILD_SLICE, 19 * PG, 3 * PG);
+	uvmo_vmo_t *b = make_child(slice, UVMO_CHILD_SNAPSHOT, 2 * PG, PG);
+	uvmo_vmo_close(slice);
+	uvmo_vmo_close(p);
+	uvmo_vmo_t *c = make_child(b, UVMO_CHILD_SNAPSHOT, 0, PG);
+	expect_ok(uvmo_vmo_op_range(c, UVMO_OP_ZERO, 0, PG));
+	uvmo_vmo_close(b);
+	expect_ok(uvmo_vmo_op_range(c, UVMO_OP_COMMIT, 0, PG));
+	/* a holds 29 pages, c one: nothing else is anybody's. */
+	cr_assert_eq(stats_now().committed_bytes, 30 * PG, "the pool holds %llu pages",
+		     (unsigned long long)(stats_now().committed_bytes / PG));
+	uvmo_vmo_close(c);
+	uvmo_vmo_close(a);
+	cr_assert_eq(stats_now().committed_bytes, 0);
+	free(buf);
+}
