@@ -71,43 +71,15 @@ static bool merge_by_taking_list(struct cow_node *h, struct cow_node *s)
 	return true;
 }
 
-/*
- * The grandparent's pages the dead sibling saw and the survivor hides with
- * an entry of its own: once the dead one is gone its side of the
- * grandparent sees them through nobody — the survivor's entry shadows
- * them.  Collected (in the grandparent's offsets) before the merge, since
- * the entries moved up from @h would look the same afterwards.
- * [d_lo, d_hi): the dead node's view of @h, in @h's pages.
- */
-static void collect_shadowed(struct cow_node *h, struct cow_node *s, uint64_t d_lo,
-			     uint64_t d_hi, struct page_set *out)
-{
-	if (!h->parent)
-		return;
-	uint64_t s_first = size_pages(s->parent_offset);
-	uint64_t h_limit = size_pages(h->parent_limit);
-	uint64_t first = d_lo > s_first ? d_lo - s_first : 0;
-	uint64_t end = min_u64(d_hi, h_limit);
-	end = end > s_first ? end - s_first : 0;
-	uint64_t pg;
-	uint16_t e;
-	PL_FOREACH(&s->pages, first, end, pg, e) {
-		if (page_set_add(out, size_pages(h->parent_offset) + s_first + pg) < 0)
-			return; /* best effort: a page left is memory, not content */
-	}
-}
-
 static void merge_into_survivor(struct cow_node *h, struct cow_node *s, uint64_t d_lo,
 				uint64_t d_hi)
 {
 	uint16_t s_split = split_bit_for(h, s);
 	uint64_t s_first = size_pages(s->parent_offset);
 	uint64_t s_count = size_pages(s->parent_limit);
-	struct page_set shadowed = { 0 };
 	uint64_t pg;
 	uint16_t e;
 
-	collect_shadowed(h, s, d_lo, d_hi, &shadowed);
 	if (merge_by_taking_list(h, s))
 		goto relink;
 	PL_FOREACH(&h->pages, 0, UINT64_MAX, pg, e) {
@@ -158,10 +130,13 @@ relink:;
 		uint64_t s_hi = s_lo + size_pages(s->parent_limit);
 		release_unseen(s, h_lo, min_u64(h_hi, s_lo));
 		release_unseen(s, max_u64(h_lo, s_hi), h_hi);
-		for (size_t i = 0; i < shadowed.len; i++)
-			release_unseen(s, shadowed.pgs[i], shadowed.pgs[i] + 1);
+		/* And what only the dead one saw: pages the survivor's side
+		 * hides with entries of its own (at any depth) lost their last
+		 * viewer.  The cost follows the dead one's view. */
+		uint64_t d_end = min_u64(d_hi, size_pages(h->parent_limit));
+		if (d_lo < d_end)
+			release_unseen(s, h_lo + d_lo, h_lo + d_end);
 	}
-	free(shadowed.pgs);
 }
 
 void node_die(struct cow_node *n)
