@@ -133,7 +133,7 @@ relink:;
 		/* And what only the dead one saw: pages the survivor's side
 		 * hides with entries of its own (at any depth) lost their last
 		 * viewer.  The cost follows the dead one's view. */
-		uint64_t d_end = min_u64(d_hi, size_pages(h->parent_limit));
+		uint64_t d_end = min_u64(d_hi, h_hi - h_lo); /* h is freed */
 		if (d_lo < d_end)
 			release_unseen(s, h_lo + d_lo, h_lo + d_end);
 	}
