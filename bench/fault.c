@@ -73,6 +73,8 @@
 
 #include <uvmo/uvmo.h>
 
+#include "bench_util.h"
+
 #define PAGE ((size_t)UVMO_PAGE_SIZE)
 
 /* Pages per fault measurement (16 MiB): past the caches, and long enough
@@ -101,30 +103,6 @@
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-/* Only for failures of the harness itself (not of uvmo). */
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("fault_bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static void *xmalloc(size_t len)
 {
 	void *p = malloc(len);
@@ -144,13 +122,6 @@ static char *anon_map(size_t len)
 		die("mmap of %zu bytes: %s", len, strerror(errno));
 	madvise(p, len, MADV_NOHUGEPAGE);
 	return p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 /* The byte page @i of a test VMO holds. */
@@ -276,8 +247,7 @@ static double med(enum meas m)
 	if (n == 0)
 		return -1;
 	memcpy(tmp, samples[m], (size_t)n * sizeof tmp[0]);
-	qsort(tmp, (size_t)n, sizeof tmp[0], cmp_double);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+	return median(tmp, (size_t)n);
 }
 
 /* Library problems noticed on the way (wrong bytes read, ...). */

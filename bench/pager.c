@@ -46,6 +46,8 @@
 
 #include <uvmo/uvmo.h>
 
+#include "bench_util.h"
+
 extern char **environ;
 
 #define MIB ((uint64_t)1 << 20)
@@ -62,7 +64,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void die(const char *what, int err)
+static void die_err(const char *what, int err)
 {
 	fprintf(stderr, "pager_bench: %s: %s\n", what, strerror(err));
 	exit(2);
@@ -90,13 +92,13 @@ static int make_file(uint64_t size, char *path_out, size_t path_len)
 	snprintf(path_out, path_len, "%s/uvmo-pager-bench-XXXXXX", dir);
 	int fd = mkstemp(path_out);
 	if (fd < 0)
-		die("mkstemp", errno);
+		die_err("mkstemp", errno);
 	uint64_t *buf = malloc(MIB);
 	for (uint64_t off = 0; off < size; off += MIB) {
 		for (size_t i = 0; i < MIB / 8; i++)
 			buf[i] = (off + i * 8) * 0x9e3779b97f4a7c15ull;
 		if (pwrite(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
-			die("writing the test file", errno);
+			die_err("writing the test file", errno);
 	}
 	free(buf);
 	fsync(fd);
@@ -126,7 +128,7 @@ static void warm_up(int fd, uint64_t size)
 	uint8_t *buf = malloc(MIB);
 	for (uint64_t off = 0; off < size; off += MIB)
 		if (pread(fd, buf, MIB, (off_t)off) < 0)
-			die("pread", errno);
+			die_err("pread", errno);
 	free(buf);
 }
 
@@ -158,11 +160,11 @@ static double read_uvmo(int fd, uint64_t size, enum pattern pat)
 	uvmo_vmo_t *vmo;
 	int rc = uvmo_file_vmo_open(fd, UVMO_FILE_READONLY, &vmo);
 	if (rc < 0)
-		die("uvmo_file_vmo_open", -rc);
+		die_err("uvmo_file_vmo_open", -rc);
 	void *addr;
 	rc = uvmo_vmar_map(uvmo_vmar_root(), UVMO_PERM_READ, 0, vmo, 0, size, &addr);
 	if (rc < 0)
-		die("uvmo_vmar_map", -rc);
+		die_err("uvmo_vmar_map", -rc);
 	double t = scan(addr, size, pat);
 	uvmo_vmar_unmap(uvmo_vmar_root(), addr, size);
 	uvmo_vmo_close(vmo);
@@ -173,7 +175,7 @@ static double read_mmap(int fd, uint64_t size, enum pattern pat)
 {
 	void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
-		die("mmap", errno);
+		die_err("mmap", errno);
 	double t = scan(p, size, pat);
 	munmap(p, size);
 	return t;
@@ -184,7 +186,7 @@ static double read_mmap_madv_random(int fd, uint64_t size, enum pattern pat)
 {
 	void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
-		die("mmap", errno);
+		die_err("mmap", errno);
 	madvise(p, size, MADV_RANDOM);
 	double t = scan(p, size, pat);
 	munmap(p, size);
@@ -199,13 +201,13 @@ static double read_pread(int fd, uint64_t size, enum pattern pat)
 	if (pat == SEQUENTIAL) {
 		for (uint64_t off = 0; off < size; off += MIB) {
 			if (pread(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
-				die("pread", errno);
+				die_err("pread", errno);
 			s += sum_lines(buf, MIB);
 		}
 	} else {
 		for (int i = 0; i < RANDOM_PAGES; i++) {
 			if (pread(fd, buf, PAGE, (off_t)(random_pages[i] * PAGE)) != (ssize_t)PAGE)
-				die("pread", errno);
+				die_err("pread", errno);
 			s += sum_lines(buf, PAGE);
 		}
 	}
@@ -222,13 +224,13 @@ static double read_uvmo_present(int fd, uint64_t size, enum pattern pat)
 	uvmo_vmo_t *vmo;
 	int rc = uvmo_file_vmo_open(fd, UVMO_FILE_READONLY, &vmo);
 	if (rc < 0)
-		die("uvmo_file_vmo_open", -rc);
+		die_err("uvmo_file_vmo_open", -rc);
 	void *addr;
 	double best = 1e30;
 	for (int r = 0; r <= ROUNDS; r++) {
 		rc = uvmo_vmar_map(uvmo_vmar_root(), UVMO_PERM_READ, 0, vmo, 0, size, &addr);
 		if (rc < 0)
-			die("uvmo_vmar_map", -rc);
+			die_err("uvmo_vmar_map", -rc);
 		double t = scan(addr, size, pat);
 		if (r > 0 && t < best) /* round 0 brings the frames in */
 			best = t;
@@ -250,18 +252,6 @@ static double measure(reader_fn fn, int fd, uint64_t size, enum pattern pat, boo
 	return fn(fd, size, pat);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
 /* ---------------------------------------------------------------------- */
 /* writeback                                                              */
 /* ---------------------------------------------------------------------- */
@@ -271,12 +261,12 @@ static double sync_uvmo(int fd, uint64_t size)
 	uvmo_vmo_t *vmo;
 	int rc = uvmo_file_vmo_open(fd, UVMO_FILE_WRITEBACK, &vmo);
 	if (rc < 0)
-		die("uvmo_file_vmo_open(WRITEBACK)", -rc);
+		die_err("uvmo_file_vmo_open(WRITEBACK)", -rc);
 	void *addr;
 	rc = uvmo_vmar_map(uvmo_vmar_root(), UVMO_PERM_READ | UVMO_PERM_WRITE, 0, vmo, 0, size,
 			   &addr);
 	if (rc < 0)
-		die("uvmo_vmar_map", -rc);
+		die_err("uvmo_vmar_map", -rc);
 	uint64_t *w = addr;
 	for (uint64_t i = 0; i < size / 8; i += 8)
 		w[i] = i * 0x2545f4914f6cdd1dull; /* every page dirty */
@@ -284,7 +274,7 @@ static double sync_uvmo(int fd, uint64_t size)
 	rc = uvmo_file_vmo_sync(vmo);
 	double t = now() - t0;
 	if (rc < 0)
-		die("uvmo_file_vmo_sync", -rc);
+		die_err("uvmo_file_vmo_sync", -rc);
 	uvmo_vmar_unmap(uvmo_vmar_root(), addr, size);
 	uvmo_vmo_close(vmo);
 	return t;
@@ -307,7 +297,7 @@ static double dd_copy(const char *src, const char *dst, uint64_t size)
 	int rc = posix_spawnp(&pid, "dd", &fa, NULL, args, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0)
-		die("posix_spawnp(dd)", rc);
+		die_err("posix_spawnp(dd)", rc);
 	int status;
 	waitpid(pid, &status, 0);
 	double t = now() - t0;

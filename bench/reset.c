@@ -59,6 +59,8 @@
 #include <uvmo/fuzz.h>
 #include <uvmo/uvmo.h>
 
+#include "bench_util.h"
+
 #define PAGE UVMO_PAGE_SIZE
 
 static const size_t state_mib[] = { 64, 1024 };
@@ -93,45 +95,10 @@ static double fresh_scan_ns[NUM_SIZES]; /* median reset after no write, right af
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("reset_bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static void check(int rc, const char *what)
 {
 	if (rc < 0)
 		die("%s failed: %s", what, strerror(-rc));
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *values, size_t count)
-{
-	qsort(values, count, sizeof(values[0]), compare_doubles);
-	return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
 }
 
 /* Iterations so far allow another one? */
