@@ -365,8 +365,27 @@ static int make_slice(struct uvmo_vmo *parent, uint32_t options, uint64_t offset
  * child of a slice sees that window of the real parent and nothing past
  * the slice's end.
  */
+/* Give @obj the list of VMOs it is a snapshot of: @first (if not 0), then
+ * @ids.  -ENOMEM. */
+static int set_snapshot_of(struct uvmo_vmo *obj, uint64_t first, const uint64_t *ids,
+			   uint32_t len)
+{
+	uint32_t total = len + (first != 0);
+	if (!total)
+		return 0;
+	obj->snapshot_of = malloc(total * sizeof(*obj->snapshot_of));
+	if (!obj->snapshot_of)
+		return -ENOMEM;
+	if (first)
+		obj->snapshot_of[0] = first;
+	if (len)
+		memcpy(obj->snapshot_of + (first != 0), ids, len * sizeof(*ids));
+	obj->snapshot_of_len = total;
+	return 0;
+}
+
 static int make_cow_child(struct uvmo_vmo *parent, uint32_t options, uint64_t offset,
-			  uint64_t size, uvmo_vmo_t **out)
+			  uint64_t size, bool live_snapshot, uvmo_vmo_t **out)
 {
 	struct cow_node *node;
 	uint64_t psize = obj_size(parent);
@@ -394,6 +413,12 @@ static int make_cow_child(struct uvmo_vmo *parent, uint32_t options, uint64_t of
 	obj->snapshot = true;
 	obj->no_write = options & UVMO_CHILD_NO_WRITE;
 	set_creator(obj, parent);
+	/* uvmo_vmo_snapshot: what it is a snapshot of, for restore and diff. */
+	if (live_snapshot &&
+	    set_snapshot_of(obj, parent->id, parent->snapshot_of, parent->snapshot_of_len) < 0) {
+		vmo_put(obj);
+		return -ENOMEM;
+	}
 	return publish(obj, out);
 }
 
@@ -420,7 +445,7 @@ UVMO_EXPORT int uvmo_vmo_create_child(uvmo_vmo_t *parent, uint32_t options,
 		if (options & UVMO_CHILD_SLICE)
 			rc = make_slice(pobj, options, offset, size, out);
 		else
-			rc = make_cow_child(pobj, options, offset, size, out);
+			rc = make_cow_child(pobj, options, offset, size, false, out);
 	}
 	leave(pobj);
 	return rc;
@@ -482,15 +507,7 @@ UVMO_EXPORT int uvmo_vmo_duplicate(uvmo_vmo_t *vmo, uvmo_vmo_t **out)
 		obj->snapshot = src->snapshot;
 		obj->id = src->id; /* the same VMO */
 		obj->parent_id = src->parent_id;
-		if (src->snapshot_of_len) {
-			size_t bytes = src->snapshot_of_len * sizeof(*src->snapshot_of);
-			obj->snapshot_of = malloc(bytes);
-			if (obj->snapshot_of) {
-				memcpy(obj->snapshot_of, src->snapshot_of, bytes);
-				obj->snapshot_of_len = src->snapshot_of_len;
-			}
-		}
-		rc = src->snapshot_of_len && !obj->snapshot_of ? -ENOMEM : 0;
+		rc = set_snapshot_of(obj, 0, src->snapshot_of, src->snapshot_of_len);
 		if (rc == 0)
 			rc = publish(obj, out);
 		else
@@ -501,31 +518,6 @@ UVMO_EXPORT int uvmo_vmo_duplicate(uvmo_vmo_t *vmo, uvmo_vmo_t **out)
 }
 
 /* ---- snapshot, restore, diff of live VMOs ---- */
-
-/* Remember that @snap is a snapshot of @origin (and of what @origin is a
- * snapshot of); on failure the snapshot is closed again. */
-static int record_origin(uvmo_vmo_t *snap, struct uvmo_vmo *origin)
-{
-	int rc;
-	struct uvmo_vmo *s = vmo_from_handle(snap, &rc);
-	if (!s)
-		return rc;
-	uint32_t len = origin->snapshot_of_len + 1;
-	s->snapshot_of = malloc(len * sizeof(*s->snapshot_of));
-	if (s->snapshot_of) {
-		s->snapshot_of[0] = origin->id;
-		if (origin->snapshot_of_len)
-			memcpy(s->snapshot_of + 1, origin->snapshot_of,
-			       origin->snapshot_of_len * sizeof(*s->snapshot_of));
-		s->snapshot_of_len = len;
-	}
-	vmo_put(s);
-	if (!s->snapshot_of) {
-		uvmo_vmo_close(snap);
-		return -ENOMEM;
-	}
-	return 0;
-}
 
 static bool is_snapshot_of(const struct uvmo_vmo *s, const struct uvmo_vmo *v)
 {
@@ -549,9 +541,7 @@ UVMO_EXPORT int uvmo_vmo_snapshot(uvmo_vmo_t *vmo, uvmo_vmo_t **snap)
 	else
 		rc = make_cow_child(obj, UVMO_CHILD_SNAPSHOT | UVMO_CHILD_NO_WRITE |
 				   (cow_is_resizable(obj->node) ? UVMO_CHILD_RESIZABLE : 0),
-				   0, obj_size(obj), snap);
-	if (rc == 0)
-		rc = record_origin(*snap, obj);
+				   0, obj_size(obj), true, snap);
 	leave(obj);
 	return rc;
 }

@@ -221,7 +221,9 @@ int paged_check_write(struct cow_node *n, uint64_t first, uint64_t end)
 	return need_span(n, COW_WAIT_DIRTY, first, end, is_not_dirty);
 }
 
-void paged_mark_dirty(struct cow_node *n, uint64_t first, uint64_t end)
+/* Pages of [first, end) that exist become Dirty (outstanding DIRTY
+ * requests are answered by it). */
+static void set_dirty(struct cow_node *n, uint64_t first, uint64_t end)
 {
 	uint64_t pg;
 	uint16_t e;
@@ -229,6 +231,11 @@ void paged_mark_dirty(struct cow_node *n, uint64_t first, uint64_t end)
 		if (e & (E_PRESENT | E_ZERO))
 			node_set_entry(n, pg, (e & ~(E_AWAIT | E_DIRTY_REQ)) | E_DIRTY);
 	}
+}
+
+void paged_mark_dirty(struct cow_node *n, uint64_t first, uint64_t end)
+{
+	set_dirty(n, first, end);
 	n->modified = true;
 }
 
@@ -352,12 +359,7 @@ int cow_pager_dirty(struct cow_node *n, uint64_t off, uint64_t len)
 	tree_lock(n->tree);
 	int rc = check_served(n, off, len);
 	if (rc == 0) {
-		uint64_t pg;
-		uint16_t e;
-		PL_FOREACH(&n->pages, off >> PAGE_SHIFT, (off + len) >> PAGE_SHIFT, pg, e) {
-			if (e & (E_PRESENT | E_ZERO))
-				node_set_entry(n, pg, (e & ~(E_AWAIT | E_DIRTY_REQ)) | E_DIRTY);
-		}
+		set_dirty(n, off >> PAGE_SHIFT, (off + len) >> PAGE_SHIFT);
 		VALIDATE(n);
 	}
 	tree_unlock(n->tree);

@@ -128,11 +128,12 @@ static void queue_request(struct pager *p, uint32_t type, struct pager_vmo *pv,
 	pthread_cond_broadcast(&p->requests_cond);
 }
 
-static void drop_requests_of(struct pager *p, struct pager_vmo *pv)
+/* Drop @pv's pending requests; its COMPLETE too if @complete_too. */
+static void drop_requests_of(struct pager *p, struct pager_vmo *pv, bool complete_too)
 {
 	struct request *r, *next;
 	TAILQ_FOREACH_SAFE(r, &p->pending, link, next) {
-		if (r->pv == pv && r->type != UVMO_PAGER_COMPLETE) {
+		if (r->pv == pv && (complete_too || r->type != UVMO_PAGER_COMPLETE)) {
 			TAILQ_REMOVE(&p->pending, r, link);
 			free(r);
 		}
@@ -205,7 +206,7 @@ static void stop_serving(struct pager_vmo *pv, int result)
 	if (!pv->serving)
 		return;
 	pv->serving = false;
-	drop_requests_of(p, pv);
+	drop_requests_of(p, pv, false);
 	complete_waits(pv, 0, 0, 0, result);
 	queue_request(p, UVMO_PAGER_COMPLETE, pv, 0, 0);
 }
@@ -363,14 +364,7 @@ void pager_destroy(struct pager *p)
 		pager_detach(pv);
 		/* Nobody will take its COMPLETE now. */
 		pthread_mutex_lock(&p->lock);
-		struct request *r, *next;
-		TAILQ_FOREACH_SAFE(r, &p->pending, link, next) {
-			if (r->pv == pv) {
-				TAILQ_REMOVE(&p->pending, r, link);
-				free(r);
-			}
-		}
-		update_efd(p);
+		drop_requests_of(p, pv, true);
 		pthread_mutex_unlock(&p->lock);
 		pager_vmo_put(pv); /* ours */
 		pager_vmo_put(pv); /* the list's */
