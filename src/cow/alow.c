@@ -55,7 +55,8 @@ int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t vi
 		rc = -ERANGE;
 		goto out;
 	}
-	rc = node_alloc(r->tree, size, (flags & COW_RESIZABLE) ? N_RESIZABLE : 0, &c);
+	rc = node_alloc(r->tree, size,
+			N_PAGED_CHILD | ((flags & COW_RESIZABLE) ? N_RESIZABLE : 0), &c);
 	if (rc < 0)
 		goto out;
 	rc = pmm_window_create(size_pages(max_u64(size, capacity)), &c->home);
@@ -178,8 +179,6 @@ int alow_fault(struct cow_node *c, uint64_t pg, bool write)
 {
 	uint16_t e = pl_get(&c->pages, pg);
 
-	/* Frames go in through the physmap: a cache must stay protected. */
-	pmm_set_installer(NULL);
 	if (e & E_PRESENT)
 		return 0;
 	if (write || (e & E_ZERO))

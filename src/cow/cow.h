@@ -149,6 +149,11 @@ void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m);
  * see cow_wait_use; the thread is woken through the wait's @complete). */
 int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	      void (*resolved)(void *arg, uint64_t pages), void *arg);
+/* False for nodes whose faults must not be answered by installing pages
+ * straight into the mapping (a UFFDIO_COPY maps them writable): a paged
+ * root's Clean pages and an at-least-on-write child's caches must stay
+ * write-protected, so their frames go in through the physmap.  Lock-free. */
+bool cow_fault_installs_writable(const struct cow_node *n);
 /* Tell cow which buffers may be uvmo mappings: those are never touched
  * with a tree lock held (they are bounced). */
 void cow_set_managed_memory(bool (*managed)(const void *p, size_t len));

@@ -95,6 +95,7 @@ enum {
 	N_DISCARDABLE = 1u << 2,
 	N_PAGED = 1u << 3,     /* pager-backed root */
 	N_TRAP_DIRTY = 1u << 4,
+	N_PAGED_CHILD = 1u << 5, /* at-least-on-write child of a paged root */
 };
 
 /* Most zero fills of faults in flight at once in one tree (fill.c); more
@@ -203,7 +204,7 @@ static inline bool node_paged(const struct cow_node *n)
 /* An at-least-on-write child of a paged root (see alow.c). */
 static inline bool alow_child(const struct cow_node *n)
 {
-	return n->parent && node_paged(n->parent);
+	return n->flags & N_PAGED_CHILD;
 }
 
 /* A page of a pager-backed root that only the pager can fill. */

@@ -107,6 +107,11 @@ void cow_notify_protect(struct cow_node *n, uint64_t first, uint64_t end)
 		m->ops->write_protect(m, first, end);
 }
 
+bool cow_fault_installs_writable(const struct cow_node *n)
+{
+	return !(n->flags & (N_PAGED | N_PAGED_CHILD)); /* immutable flags */
+}
+
 int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
 	      void (*resolved)(void *arg, uint64_t pages), void *arg)
 {

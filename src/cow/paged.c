@@ -607,9 +607,6 @@ int paged_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write)
 	int rc = write ? paged_check_write(n, pg, pg + 1) : 0;
 	if (rc < 0)
 		return rc;
-	/* Frames go in through the physmap, never installed writable into
-	 * the mapping: a Clean page must stay write-protected there. */
-	pmm_set_installer(NULL);
 	if (!(e & E_PRESENT))
 		rc = paged_own_pages(n, pg, pg + 1);
 	if (rc == 0 && write) {

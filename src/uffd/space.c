@@ -278,7 +278,8 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 	struct pmm_installer installer = {
 		.fill = install_into_mapping, .takes = mapping_takes, .ctx = &target
 	};
-	pmm_set_installer(&installer);
+	if (cow_fault_installs_writable(m->node))
+		pmm_set_installer(&installer);
 	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead, wp || write,
 			   wp ? lift_write_protection : NULL, &addr);
 	pmm_set_installer(NULL);
