@@ -615,8 +615,9 @@ void uvmo_pager_destroy(uvmo_pager_t *pager);
  * are never written to the file.  A file I/O error reaches a faulting
  * thread as SIGBUS and a call as -EIO.
  * Errors: -EINVAL (NULL @out, unknown options, both flags, fd not a
- * regular file), -EBADF (bad fd), -EACCES (WRITEBACK on a read-only fd),
- * -ENOMEM.  Thread-safety: safe.
+ * regular file, an empty file), -EBADF (bad fd, O_PATH fd), -EACCES (an
+ * O_WRONLY fd; WRITEBACK on a fd not opened O_RDWR), -ERANGE (file larger
+ * than UVMO_VMO_MAX_SIZE), -ENOMEM.  Thread-safety: safe.
  */
 int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out);
 
