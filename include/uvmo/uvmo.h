@@ -81,7 +81,10 @@ struct uvmo_config {
  * Optional: the first call of any other function initialises defaults.
  * Errors: -EBUSY if uvmo is already initialised (call uvmo_shutdown first);
  * -EINVAL for an unusable setting (span too small or not page-aligned, NUMA
- * node that does not exist); -ENOMEM if the pool cannot be created.
+ * node that does not exist, UVMO_DIRTY_TRACKING other than "sync", "async"
+ * or "auto"); -ENOTSUP for UVMO_DIRTY_TRACKING=async on a kernel without
+ * UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN; -ENOMEM if the pool cannot be
+ * created.
  * Thread-safety: safe, but racing with other first calls is pointless.
  */
 int uvmo_init(const struct uvmo_config *cfg);
@@ -114,7 +117,17 @@ struct uvmo_stats {
 	uint64_t wp_faults;            /**< write faults on write-protected (shared) pages */
 	uint64_t sigbus_faults;        /**< faults answered with SIGBUS */
 	uint64_t vmars;                /**< live VMAR handles, the root's included */
+	/** Dirty-tracking tier of this process: UVMO_DIRTY_TRACKING_ASYNC
+	 *  (UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN, chosen when the kernel has
+	 *  them) or UVMO_DIRTY_TRACKING_SYNC (write-protect faults; forced by
+	 *  the environment variable UVMO_DIRTY_TRACKING=sync). */
+	uint64_t dirty_tracking;
+	uint64_t async_tracked_vmos;   /**< VMOs whose mapped writes the kernel tracks now */
+	uint64_t dirty_scans;          /**< PAGEMAP_SCAN passes over mappings */
 };
+
+#define UVMO_DIRTY_TRACKING_SYNC  1 /**< see uvmo_stats.dirty_tracking */
+#define UVMO_DIRTY_TRACKING_ASYNC 2
 
 /**
  * uvmo_get_stats - read the global counters.
