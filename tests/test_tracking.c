@@ -866,6 +866,74 @@ Test(tracking, second_mapping_made_while_async_has_its_writes_undone)
 	free(img);
 }
 
+/* A mapping populated at once (MAP_RANGE) after the move: its pages are
+ * installed without a fault, and writes to them are tracked all the same. */
+Test(tracking, map_range_mapping_made_while_async_has_its_writes_undone)
+{
+	uvmo_vmo_t *v = holey_vmo(32, 38);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m1 = map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	go_async(v, s, m1);
+	uint8_t *m2 = map_vmo(root_vmar(), PERM_RW | UVMO_VMAR_MAP_RANGE, v, 0, 32 * PG);
+	for (int round = 0; round < 3; round++) {
+		memset(m2 + 2 * PG, 0x59 + round, 3 * PG);
+		memset(m2 + 15 * PG + 3, 0x5c, 3); /* a hole of the snapshot */
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_exact(v, m2, img, 32 * PG);
+		expect_mapped_bytes(m1, img, 32 * PG);
+	}
+	free(img);
+}
+
+Test(tracking, read_only_mapping_of_an_async_vmo_shows_the_restored_bytes)
+{
+	uvmo_vmo_t *v = holey_vmo(16, 39);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m = map_rw(v);
+	uint8_t *r = map_vmo(root_vmar(), PERM_R, v, 0, 16 * PG);
+	uvmo_vmo_t *s = take_snapshot(v);
+	go_async(v, s, m);
+	for (int round = 0; round < 3; round++) {
+		memset(m + 4 * PG, 0x5d + round, 8 * PG);
+		expect_mem_val(r + 4 * PG, 8 * PG, 0x5d + round);
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_exact(v, m, img, 16 * PG);
+		expect_mapped_bytes(r, img, 16 * PG);
+	}
+	expect_write_signal(SIGSEGV, r + 5 * PG);
+	free(img);
+}
+
+/* The kernel writing into the mapping on the process's behalf (read(2)
+ * from a pipe) is a write like any other. */
+Test(tracking, writes_by_a_system_call_into_the_mapping_are_undone_by_restore)
+{
+	uvmo_vmo_t *v = holey_vmo(16, 47);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	go_async(v, s, m);
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	uint8_t buf[3000];
+	for (int round = 0; round < 3; round++) {
+		memset(buf, 0x60 + round, sizeof(buf));
+		/* pages 5..6 (content) and 7 (a hole) */
+		static const uint64_t at[] = { 5 * PG + 2000, 7 * PG + 100 };
+		for (size_t j = 0; j < 2; j++) {
+			cr_assert_eq(write(fds[1], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+			cr_assert_eq(read(fds[0], m + at[j], sizeof(buf)), (ssize_t)sizeof(buf));
+			expect_mem_val(m + at[j], sizeof(buf), 0x60 + round);
+		}
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_exact(v, m, img, 16 * PG);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	free(img);
+}
+
 /* ======================================================================== */
 /* new snapshots and clones of an async VMO                                 */
 /* ======================================================================== */
@@ -965,6 +1033,132 @@ Test(tracking, clone_of_an_async_vmo_does_not_see_later_mapped_writes)
 	expect_exact(v, m, img, 32 * PG);
 	free(img);
 	free(img2);
+}
+
+/* Frames of the VMO that clones made before the move still share must
+ * not be written by the kernel once writes through the mapping no longer
+ * fault: the clones keep their content. */
+Test(tracking, clones_made_before_the_move_do_not_see_later_mapped_writes)
+{
+	uvmo_vmo_t *v = holey_vmo(32, 48);
+	uint8_t *m = map_rw(v);
+	uint8_t *img0 = read_all(v, NULL);
+	uvmo_vmo_t *c0 = make_child(v, UVMO_CHILD_SNAPSHOT, 0, 32 * PG); /* before the snapshot */
+	memset(m + 8 * PG, 0x4f, 2 * PG);
+	uint8_t *img = read_all(v, NULL);
+	uvmo_vmo_t *s = take_snapshot(v);
+	uvmo_vmo_t *c1 = make_child(v, UVMO_CHILD_SNAPSHOT, 0, 32 * PG); /* after it */
+	uvmo_vmo_t *c2 = make_child(v, UVMO_CHILD_SNAPSHOT, 4 * PG, 16 * PG); /* at an offset */
+	go_async(v, s, m);
+	memset(m, 0x50, 32 * PG);
+	expect_bytes(c0, img0, 32 * PG);
+	expect_bytes(c1, img, 32 * PG);
+	expect_bytes(c2, img + 4 * PG, 16 * PG);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_exact(v, m, img, 32 * PG);
+	memset(m + 4 * PG, 0x51, 16 * PG);
+	expect_bytes(c0, img0, 32 * PG);
+	expect_bytes(c1, img, 32 * PG);
+	expect_bytes(c2, img + 4 * PG, 16 * PG);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_exact(v, m, img, 32 * PG);
+	free(img0);
+	free(img);
+}
+
+Test(tracking, restore_to_a_snapshot_of_the_snapshot_while_async_is_exact)
+{
+	uvmo_vmo_t *v = holey_vmo(32, 49);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	go_async(v, s, m);
+	uvmo_vmo_t *ss = take_snapshot(s);
+	for (int round = 0; round < 3; round++) {
+		memset(m + (uint64_t)round * PG, 0x52 + round, 5 * PG);
+		expect_ok(uvmo_vmo_restore(v, ss));
+		expect_exact(v, m, img, 32 * PG);
+		memset(m + 20 * PG, 0x56, 4 * PG);
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_exact(v, m, img, 32 * PG);
+	}
+	expect_bytes(ss, img, 32 * PG);
+	free(img);
+}
+
+/* A snapshot of an async VMO that another thread writes (rounds of
+ * increasing numbers, word by word in address order) shows one instant:
+ * round r in a prefix of the words and round r - 1 in the rest. */
+#define INSTANT_PAGES 16u
+
+struct instant_writer {
+	volatile uint64_t *w;
+	atomic_bool stop;
+	uint64_t rounds;
+};
+
+static void *instant_write(void *arg)
+{
+	struct instant_writer *iw = arg;
+	uint64_t r = 0;
+	while (!atomic_load(&iw->stop)) {
+		r++;
+		for (size_t i = 0; i < INSTANT_PAGES * WORDS; i++)
+			iw->w[i] = r;
+	}
+	iw->rounds = r;
+	return NULL;
+}
+
+Test(tracking, snapshot_of_an_async_vmo_written_by_another_thread_is_one_instant)
+{
+	uint64_t *got = malloc(INSTANT_PAGES * PG);
+	cr_assert_not_null(got);
+	for (int k = 0; k < 8; k++) {
+		uvmo_vmo_t *v = make_vmo(INSTANT_PAGES * PG, 0);
+		uint8_t *m = map_rw(v);
+		uvmo_vmo_t *s0 = take_snapshot(v);
+		memset(m, 0, INSTANT_PAGES * PG);
+		go_async(v, s0, m);
+		struct instant_writer iw = { .w = (volatile uint64_t *)m };
+		atomic_init(&iw.stop, false);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, instant_write, &iw), 0);
+		struct timespec ts = { 0, 200000 + (long)k * 150000 };
+		nanosleep(&ts, NULL);
+		uvmo_vmo_t *s = NULL;
+		int rc = uvmo_vmo_snapshot(v, &s);
+		if (rc == 0)
+			rc = uvmo_vmo_read(s, got, 0, INSTANT_PAGES * PG);
+		atomic_store(&iw.stop, true);
+		cr_assert_eq(pthread_join(t, NULL), 0);
+		cr_assert_eq(rc, 0, "snapshot or read returned %d (%s)", rc, rc_name(rc));
+		uint64_t a = got[0];
+		size_t i = 0;
+		while (i < INSTANT_PAGES * WORDS && got[i] == a)
+			i++;
+		size_t cut = i;
+		while (i < INSTANT_PAGES * WORDS && a > 0 && got[i] == a - 1)
+			i++;
+		cr_assert_eq(i, INSTANT_PAGES * WORDS,
+			     "snapshot %d is not one instant: word 0 holds round %llu, words from %zu"
+			     " round %llu, but word %zu (page %zu) holds %llu (writer: %llu rounds)",
+			     k, (unsigned long long)a, cut,
+			     (unsigned long long)(cut < INSTANT_PAGES * WORDS ? got[cut] : 0), i,
+			     i / WORDS, (unsigned long long)(i < INSTANT_PAGES * WORDS ? got[i] : 0),
+			     (unsigned long long)iw.rounds);
+		/* ... and it stays that instant while the VMO is written again. */
+		uint8_t *img = malloc(INSTANT_PAGES * PG);
+		memcpy(img, got, INSTANT_PAGES * PG);
+		memset(m, 0xf1, INSTANT_PAGES * PG);
+		expect_bytes(s, img, INSTANT_PAGES * PG);
+		free(img);
+		expect_ok(uvmo_vmar_unmap(root_vmar(), m, INSTANT_PAGES * PG));
+		uvmo_vmo_close(s);
+		uvmo_vmo_close(s0);
+		uvmo_vmo_close(v);
+	}
+	free(got);
 }
 
 Test(tracking, restore_to_an_older_snapshot_while_async_is_exact)
@@ -1212,6 +1406,25 @@ Test(tracking, writes_through_a_mapped_slice_of_an_async_vmo_are_undone_by_resto
 		expect_ok(uvmo_vmo_restore(v, s));
 		expect_exact(v, m, img, 32 * PG);
 		expect_exact(sl, msl, img + 8 * PG, 16 * PG);
+	}
+	free(img);
+}
+
+/* A slice mapped before the move: its mapping moves with the VMO. */
+Test(tracking, writes_through_a_slice_mapped_before_the_move_are_undone_by_restore)
+{
+	uvmo_vmo_t *v = holey_vmo(32, 71);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_t *sl = make_child(v, UVMO_CHILD_SLICE, 4 * PG, 8 * PG);
+	uint8_t *msl = map_rw(sl);
+	uvmo_vmo_t *s = take_snapshot(v);
+	go_async(v, s, m);
+	for (int round = 0; round < 3; round++) {
+		memset(msl + (uint64_t)round * PG, 0x76 + round, 3 * PG); /* VMO pages 4 + round.. */
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_exact(v, m, img, 32 * PG);
+		expect_exact(sl, msl, img + 4 * PG, 8 * PG);
 	}
 	free(img);
 }
