@@ -79,6 +79,8 @@ void node_free(struct cow_node *n)
 	atomic_fetch_sub(&cow_counters.nodes, 1);
 	if (node_hidden(n))
 		atomic_fetch_sub(&cow_counters.hidden_nodes, 1);
+	if (node_async(n))
+		atomic_fetch_sub(&cow_counters.async_nodes, 1);
 	pl_metadata_account(-(int64_t)sizeof(*n));
 	n->tree->nodes--;
 	free(n);
@@ -187,6 +189,7 @@ void cow_get_stats(struct cow_stats *out)
 {
 	out->nodes = atomic_load(&cow_counters.nodes);
 	out->hidden_nodes = atomic_load(&cow_counters.hidden_nodes);
+	out->async_nodes = atomic_load(&cow_counters.async_nodes);
 	out->copies = atomic_load(&cow_counters.copies);
 	out->moves = atomic_load(&cow_counters.moves);
 	out->zero_fills = atomic_load(&cow_counters.zero_fills);

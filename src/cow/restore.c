@@ -221,6 +221,7 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 {
 	struct page_set set = { 0 };
 	uint64_t vlimit, slimit, old_size = v->size;
+	bool in_loop;
 	int rc = 0;
 
 	if (v->tree != s->tree)
@@ -231,6 +232,9 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 		rc = -EINVAL;
 		goto out;
 	}
+	/* A second restore to the same snapshot: a reset loop. */
+	in_loop = v->restored_from == s->id;
+	tracking_harvest(v);
 	/* Growing first lets V see the new range as S does (zero until
 	 * restored); shrinking waits until nothing can fail any more. */
 	if (s->size > v->size)
@@ -253,8 +257,11 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 		rc = node_set_size(v, s->size);
 	/* Writers through mappings fault (and wait for this lock) before a
 	 * page is overwritten, never during; and every page marked restored
-	 * below must stay protected until written. */
-	protect_pages(v, &set);
+	 * below must stay protected until written.  On the async tier the
+	 * scan protected again every page written; a write racing the copy
+	 * is seen by the next scan. */
+	if (!node_async(v))
+		protect_pages(v, &set);
 	for (size_t i = 0; rc == 0 && i < set.len; i++) {
 		uint64_t pg = set.pgs[i];
 		uint16_t e = pl_get(&v->pages, pg);
@@ -266,6 +273,8 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 	pmm_unreserve();
 	if (rc == 0)
 		v->restored_from = s->id;
+	if (rc == 0 && in_loop)
+		tracking_try_enter_async(v);
 	VALIDATE(v);
 out:
 	tree_unlock(v->tree);
@@ -284,6 +293,7 @@ int cow_diff(struct cow_node *v, struct cow_node *s, uint64_t off, uint64_t len,
 		return -EINVAL;
 	tree_lock(v->tree);
 	int rc = range_overflows(off, len) || off + len > v->size ? -ERANGE : 0;
+	tracking_harvest(v);
 	if (rc == 0)
 		rc = candidates(v, s, size_pages(v->size), &set);
 	uint64_t first = off >> PAGE_SHIFT, end = (off + len) >> PAGE_SHIFT;

@@ -152,6 +152,34 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 	      (unsigned long long)n->committed, (unsigned long long)present);
 }
 
+/* Invariants A1 and A2 of the async tier (tracking.c). */
+static void check_async_node(const struct cow_node *n)
+{
+	CHECK(!node_hidden(n) && !(n->flags & (N_PAGED | N_PAGED_CHILD)), n,
+	      "async tracking of a node that cannot have it");
+	for (const struct cow_node *x = n->parent;
+	     x && node_hidden(x) && x->lender == n->home; x = x->parent) {
+		uint64_t pg;
+		uint16_t e;
+		PL_FOREACH(&x->pages, 0, UINT64_MAX, pg, e)
+			CHECK(!(e & E_PRESENT) || (e & E_HOME), n,
+			      "async node lends page %llu", (unsigned long long)pg);
+	}
+	struct page_set seen = { 0 };
+	if (collect_pages((struct cow_node *)n, 0, size_pages(n->size), &seen) < 0)
+		abort();
+	for (size_t i = 0; i < seen.len; i++) {
+		struct cow_hit hit;
+		if (pl_get(&n->pages, seen.pgs[i]) & (E_PRESENT | E_ZERO))
+			continue;
+		cow_lookup((struct cow_node *)n, seen.pgs[i], &hit, NULL);
+		CHECK(!hit.owner || (hit.e & E_ZERO), n,
+		      "async node shows page %llu of an ancestor",
+		      (unsigned long long)seen.pgs[i]);
+	}
+	free(seen.pgs);
+}
+
 static void check_shape(const struct cow_node *n)
 {
 	CHECK(page_aligned(n->size) && page_aligned(n->parent_offset) &&
@@ -179,6 +207,8 @@ static void check_shape(const struct cow_node *n)
 	if (n->parent)
 		CHECK(node_hidden(n->parent) || node_paged(n->parent), n,
 		      "parent is neither hidden nor paged");
+	if (node_async(n))
+		check_async_node(n);
 }
 
 /* (L1): a hidden node borrowing from a live VMO's window sits in the
