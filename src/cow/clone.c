@@ -63,6 +63,7 @@ int cow_snapshot(struct cow_node *n, uint64_t off, uint64_t size,
 	replace_child(n->parent, n, h);
 	pl_take(&h->pages, &n->pages);
 	n->restored_from = 0; /* its E_RESTORED entries went to h */
+	restore_drop_changes(n);
 	h->committed = n->committed;
 	n->committed = 0;
 	h->lender = n->home;

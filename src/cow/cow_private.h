@@ -152,6 +152,14 @@ struct cow_node {
 	uint64_t cached;        /* E_CACHE entries */
 	/* restore.c: the snapshot the E_RESTORED entries equal (its id), 0 none */
 	uint64_t restored_from;
+	/* restore.c: while valid, every page whose entry changed since the
+	 * last restore (node_set_entry appends; duplicates allowed), so that
+	 * the next restore need not read the whole page list. */
+	struct changed_pages {
+		uint64_t *pgs;
+		size_t len, cap;
+		bool valid;
+	} changed;
 	/* tracking.c: the window's file offset when the node went async */
 	uint64_t async_window;
 
@@ -394,6 +402,10 @@ void alow_die(struct cow_node *c);
 /* ---- restore.c ---- */
 /* Pages [first, end) of @n are about to be written: drop E_RESTORED. */
 void restore_forget(struct cow_node *n, uint64_t first, uint64_t end);
+/* Entry @pg of @n changed (node_set_entry). */
+void restore_note_change(struct cow_node *n, uint64_t pg);
+/* @n's page list changed wholesale (snapshot, merge, death). */
+void restore_drop_changes(struct cow_node *n);
 
 /* ---- tracking.c ---- */
 /* Async nodes: learn the writes made through mappings since the last

@@ -72,6 +72,7 @@ int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
 void node_free(struct cow_node *n)
 {
 	UVMO_ASSERT(pl_empty(&n->pages) && n->committed == 0 && n->split_entries == 0);
+	restore_drop_changes(n);
 	if (n->home)
 		pmm_window_unref(n->home);
 	if (n->lender)
@@ -100,6 +101,8 @@ int node_set_entry(struct cow_node *n, uint64_t pg, uint16_t e)
 		n->split_entries--;
 	if (e & (E_SPLIT_L | E_SPLIT_R))
 		n->split_entries++;
+	if (n->changed.valid)
+		restore_note_change(n, pg);
 	return 0;
 }
 

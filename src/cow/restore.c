@@ -72,14 +72,26 @@ static int u64_cmp(const void *a, const void *b)
 }
 
 /* Pages below @stop on the way up from @n, in [0, end); *@sources counts
- * the nodes that added any.  @n's own pages restored from @s are skipped:
- * they are known to be equal (the restore loop's common case). */
+ * the nodes that added any (2 for an unsorted list).  @n's own pages
+ * restored from @s are skipped: they are known to be equal (the restore
+ * loop's common case); if @n kept the pages changed since, only those are
+ * read. */
 static int collect_below(struct cow_node *n, struct cow_node *stop, uint64_t end,
 			 const struct cow_node *s, struct page_set *out, unsigned *sources)
 {
 	for (struct cow_node *x = n; x != stop; x = x->parent) {
 		bool skip_restored = x == n && n->restored_from == s->id;
 		size_t before = out->len;
+		if (skip_restored && n->changed.valid) {
+			for (size_t i = 0; i < n->changed.len; i++) {
+				uint64_t pg = n->changed.pgs[i];
+				if (pg < end && !(pl_get(&n->pages, pg) & E_RESTORED) &&
+				    page_set_add(out, pg) < 0)
+					return -ENOMEM;
+			}
+			*sources += out->len != before ? 2 : 0;
+			continue;
+		}
 		uint64_t pg;
 		uint16_t e;
 		PL_FOREACH(&x->pages, 0, end, pg, e) {
@@ -271,8 +283,14 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 			node_set_entry(v, pg, e | E_RESTORED);
 	}
 	pmm_unreserve();
-	if (rc == 0)
+	if (rc == 0) {
 		v->restored_from = s->id;
+		/* Every entry of V now equals S (E_RESTORED) or is a zero
+		 * marker S shows too: what changes from here on is all the
+		 * next restore has to look at. */
+		v->changed.len = 0;
+		v->changed.valid = true;
+	}
 	if (rc == 0 && in_loop)
 		tracking_try_enter_async(v);
 	VALIDATE(v);
@@ -308,6 +326,36 @@ int cow_diff(struct cow_node *v, struct cow_node *s, uint64_t off, uint64_t len,
 	free(set.pgs);
 	*total = r.total;
 	return rc;
+}
+
+/* Past this many changed pages, reading the page list costs less than
+ * keeping the set. */
+static size_t changed_limit(const struct cow_node *n)
+{
+	return size_pages(n->size) / 8 + 64;
+}
+
+void restore_note_change(struct cow_node *n, uint64_t pg)
+{
+	struct changed_pages *c = &n->changed;
+	if (c->len == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		uint64_t *p = c->len >= changed_limit(n) ? NULL
+							 : realloc(c->pgs, cap * sizeof(*p));
+		if (!p) {
+			c->valid = false; /* the next restore reads the page list */
+			return;
+		}
+		c->pgs = p;
+		c->cap = cap;
+	}
+	c->pgs[c->len++] = pg;
+}
+
+void restore_drop_changes(struct cow_node *n)
+{
+	free(n->changed.pgs);
+	n->changed = (struct changed_pages){ 0 };
 }
 
 /* A write is about to change V's pages [first, end): they no longer equal

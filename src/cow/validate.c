@@ -152,6 +152,34 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 	      (unsigned long long)n->committed, (unsigned long long)present);
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* restore.c: while the set of pages changed since the last restore is
+ * kept, every entry outside it is still restored or a zero marker. */
+static void check_changed_pages(const struct cow_node *n)
+{
+	size_t len = n->changed.len;
+	uint64_t *sorted = malloc((len ? len : 1) * sizeof(*sorted));
+	if (!sorted)
+		abort();
+	memcpy(sorted, n->changed.pgs, len * sizeof(*sorted));
+	qsort(sorted, len, sizeof(*sorted), u64_cmp);
+	uint64_t pg;
+	uint16_t e;
+	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
+		if (e & (E_RESTORED | E_ZERO))
+			continue;
+		CHECK(bsearch(&pg, sorted, len, sizeof(*sorted), u64_cmp) != NULL, n,
+		      "page %llu changed since the restore but is not listed",
+		      (unsigned long long)pg);
+	}
+	free(sorted);
+}
+
 /* Invariants A1 and A2 of the async tier (tracking.c). */
 static void check_async_node(const struct cow_node *n)
 {
@@ -209,6 +237,8 @@ static void check_shape(const struct cow_node *n)
 		      "parent is neither hidden nor paged");
 	if (node_async(n))
 		check_async_node(n);
+	if (n->changed.valid)
+		check_changed_pages(n);
 }
 
 /* (L1): a hidden node borrowing from a live VMO's window sits in the
