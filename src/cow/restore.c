@@ -256,8 +256,8 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 	/* What can fail comes first: the frames of pages V must copy in. */
 	uint64_t need = 0;
 	for (size_t i = 0; rc == 0 && i < set.len; i++)
-		if (!same_page(v, s, set.pgs[i]))
-			need += restore_cost(v, s, set.pgs[i]);
+		if (!(pl_get(&v->pages, set.pgs[i]) & E_PRESENT) && !same_page(v, s, set.pgs[i]))
+			need += restore_cost(v, s, set.pgs[i]); /* V's own frames cost none */
 	if (rc == 0)
 		rc = pmm_reserve(need);
 	if (rc < 0) {
@@ -274,10 +274,17 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 	 * is seen by the next scan. */
 	if (!node_async(v))
 		protect_pages(v, &set);
+	/* Candidates from the set of pages changed since the last restore
+	 * were most likely written: a copy costs no more than comparing
+	 * first.  A whole page list read (after writes were lost track of)
+	 * is mostly unchanged pages: compared, not copied. */
+	bool copy_blind = in_loop && v->changed.valid;
 	for (size_t i = 0; rc == 0 && i < set.len; i++) {
 		uint64_t pg = set.pgs[i];
 		uint16_t e = pl_get(&v->pages, pg);
-		if (!same_page(v, s, pg) || ((e & E_PRESENT) && snapshot_shows_zero(s, pg)))
+		bool changed = copy_blind && (e & E_PRESENT) && !(e & E_RESTORED);
+		if (changed || !same_page(v, s, pg) ||
+		    ((e & E_PRESENT) && snapshot_shows_zero(s, pg)))
 			rc = restore_page(v, s, pg); /* a zero frame is given back too */
 		else if ((e & E_PRESENT) && !(e & E_RESTORED))
 			node_set_entry(v, pg, e | E_RESTORED);
