@@ -1811,6 +1811,14 @@ Test(restore, restore_cost_follows_the_pages_written_not_the_size, .timeout = 30
 		if (t < small_best)
 			small_best = t;
 		struct uvmo_stats c = stats_now();
+		if (c.async_tracked_vmos > b.async_tracked_vmos) {
+			/* The second restore found a reset loop and moved the
+			 * VMO to the async tier, copying once every page it
+			 * shared with the snapshot (uvmo.h): once only. */
+			cr_assert_eq(round, 1, "round %d moved the VMO to the async tier", round);
+			cr_assert_leq(c.committed_bytes, b.committed_bytes + BIG_PAGES * PG + 64 * PG);
+			continue;
+		}
 		uint64_t w_write = work_of(&a, &b), w_restore = work_of(&b, &c);
 		cr_assert_leq(w_write + w_restore, 8 * COST_K + 64,
 			      "round %d: writing %u pages of a %llu-page VMO and restoring it counted"

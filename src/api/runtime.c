@@ -66,7 +66,8 @@ static int parse_bytes(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int settings_from(const struct uvmo_config *cfg, struct pmm_config *pc)
+static int settings_from(const struct uvmo_config *cfg, struct pmm_config *pc,
+			 uint32_t *tracking)
 {
 	const char *env;
 	int rc;
@@ -87,6 +88,15 @@ static int settings_from(const struct uvmo_config *cfg, struct pmm_config *pc)
 		if (*end || node < 0 || node > 4095)
 			return -EINVAL;
 		pc->numa_node = (int)node;
+	}
+	*tracking = UVMO_TRACKING_AUTO;
+	if ((env = getenv("UVMO_DIRTY_TRACKING")) && *env) {
+		if (strcmp(env, "sync") == 0)
+			*tracking = UVMO_TRACKING_SYNC;
+		else if (strcmp(env, "async") == 0)
+			*tracking = UVMO_TRACKING_ASYNC;
+		else if (strcmp(env, "auto") != 0)
+			return -EINVAL;
 	}
 	resizable_window = cfg && cfg->resizable_window
 				   ? page_round_up(cfg->resizable_window)
@@ -140,7 +150,8 @@ static int init_locked(const struct uvmo_config *cfg)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, register_fork_handlers);
 	struct pmm_config pc;
-	int rc = settings_from(cfg, &pc);
+	uint32_t tracking;
+	int rc = settings_from(cfg, &pc, &tracking);
 	if (rc < 0)
 		return rc;
 	bool explicit_span = cfg && cfg->pool_span;
@@ -158,6 +169,7 @@ static int init_locked(const struct uvmo_config *cfg)
 	struct uffd_config uc = {
 		.root_size = cfg ? cfg->root_vmar_size : 0,
 		.threads = cfg ? cfg->fault_threads : 0,
+		.tracking = tracking,
 	};
 	rc = uffd_init(&uc);
 	if (rc == 0) {
@@ -240,6 +252,10 @@ UVMO_EXPORT int uvmo_get_stats(struct uvmo_stats *out)
 	out->missing_faults = us.missing_faults;
 	out->wp_faults = us.wp_faults;
 	out->sigbus_faults = us.sigbus_faults;
+	out->dirty_tracking = us.async_tracking ? UVMO_DIRTY_TRACKING_ASYNC
+						 : UVMO_DIRTY_TRACKING_SYNC;
+	out->async_tracked_vmos = cs.async_nodes;
+	out->dirty_scans = us.dirty_scans;
 	out->vmars = handle_count(HANDLE_VMAR);
 	return 0;
 }

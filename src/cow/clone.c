@@ -53,13 +53,17 @@ int cow_snapshot(struct cow_node *n, uint64_t off, uint64_t size,
 	/* Nothing can fail from here on.  Write access goes first: a write
 	 * through a mapping that lands before this is part of the snapshot;
 	 * one after it faults, and waits for this tree lock. */
-	cow_notify_snapshot(n);
+	if (node_async(n))
+		tracking_leave_async(n); /* re-registers and protects every mapping */
+	else
+		cow_notify_snapshot(n);
 	h->parent = n->parent;
 	h->parent_offset = n->parent_offset;
 	h->parent_limit = n->parent_limit;
 	replace_child(n->parent, n, h);
 	pl_take(&h->pages, &n->pages);
 	n->restored_from = 0; /* its E_RESTORED entries went to h */
+	restore_drop_changes(n);
 	h->committed = n->committed;
 	n->committed = 0;
 	h->lender = n->home;

@@ -85,7 +85,7 @@ void cow_get_info(struct cow_node *n, uint64_t off, uint64_t len,
 		  struct cow_info *info);
 
 struct cow_stats {
-	uint64_t nodes, hidden_nodes;
+	uint64_t nodes, hidden_nodes, async_nodes;
 	uint64_t copies, moves, zero_fills, merges, discards;
 	uint64_t metadata_bytes;
 };
@@ -102,8 +102,22 @@ struct cow_mapping;
 struct cow_mapping_ops {
 	/* Map the window (at pool file offset @file_offset) into place;
 	 * @write_protect: the node has borrowed frames in its window, which
-	 * the mapping must not write in place.  0 or a negative errno. */
-	int (*install)(struct cow_mapping *m, uint64_t file_offset, bool write_protect);
+	 * the mapping must not write in place; @track_async: register it with
+	 * the async-tracking userfaultfd, all of it write-protected (the node
+	 * is on the async tier).  0 or a negative errno. */
+	int (*install)(struct cow_mapping *m, uint64_t file_offset, bool write_protect,
+		       bool track_async);
+	/* Register the mapping with the async-tracking userfaultfd (@async)
+	 * or the ordinary one, all of it write-protected there.  Between the
+	 * two registrations the range is briefly registered with neither: an
+	 * access then is served by the kernel (see tracking.c).  0 or a
+	 * negative errno (the mapping is left with the ordinary one). */
+	int (*set_tracking)(struct cow_mapping *m, bool async);
+	/* An async-tracked mapping: report the runs of node pages written
+	 * through it since they were last protected, and protect them again.
+	 * 0, or a negative errno (nothing is known about its writes). */
+	int (*scan_written)(struct cow_mapping *m,
+			    void (*written)(void *arg, uint64_t first, uint64_t end), void *arg);
 	/* Remove write access from node pages [first, end) (a snapshot:
 	 * all of them; a pager writeback: a range). */
 	void (*write_protect)(struct cow_mapping *m, uint64_t first, uint64_t end);
@@ -154,6 +168,12 @@ int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,
  * root's Clean pages and an at-least-on-write child's caches must stay
  * write-protected, so their frames go in through the physmap.  Lock-free. */
 bool cow_fault_installs_writable(const struct cow_node *n);
+/* The async dirty-tracking tier is available (set once by the mapping
+ * layer at start-up; see tracking.c). */
+void cow_set_async_tracking(bool available);
+/* Put @n back on the sync tier if it is on the async one: a fork() needs
+ * writes through its mappings to fault again.  Takes the tree lock. */
+void cow_tracking_leave_async(struct cow_node *n);
 /* Tell cow which buffers may be uvmo mappings: those are never touched
  * with a tree lock held (they are bounced). */
 void cow_set_managed_memory(bool (*managed)(const void *p, size_t len));

@@ -96,6 +96,7 @@ enum {
 	N_PAGED = 1u << 3,     /* pager-backed root */
 	N_TRAP_DIRTY = 1u << 4,
 	N_PAGED_CHILD = 1u << 5, /* at-least-on-write child of a paged root */
+	N_ASYNC = 1u << 6,     /* on the async dirty-tracking tier (tracking.c) */
 };
 
 /* Most zero fills of faults in flight at once in one tree (fill.c); more
@@ -151,6 +152,16 @@ struct cow_node {
 	uint64_t cached;        /* E_CACHE entries */
 	/* restore.c: the snapshot the E_RESTORED entries equal (its id), 0 none */
 	uint64_t restored_from;
+	/* restore.c: while valid, every page whose entry changed since the
+	 * last restore (node_set_entry appends; duplicates allowed), so that
+	 * the next restore need not read the whole page list. */
+	struct changed_pages {
+		uint64_t *pgs;
+		size_t len, cap;
+		bool valid;
+	} changed;
+	/* tracking.c: the window's file offset when the node went async */
+	uint64_t async_window;
 
 	/* discardable VMOs */
 	uint32_t lock_count;
@@ -251,7 +262,7 @@ static inline void add_run(struct run_emitter *r, uint64_t start, uint64_t end, 
 
 /* ---- counters (node.c) ---- */
 struct cow_counters {
-	_Atomic uint64_t nodes, hidden_nodes;
+	_Atomic uint64_t nodes, hidden_nodes, async_nodes;
 	_Atomic uint64_t copies, moves, zero_fills, merges, discards;
 };
 extern struct cow_counters cow_counters;
@@ -391,6 +402,27 @@ void alow_die(struct cow_node *c);
 /* ---- restore.c ---- */
 /* Pages [first, end) of @n are about to be written: drop E_RESTORED. */
 void restore_forget(struct cow_node *n, uint64_t first, uint64_t end);
+/* Entry @pg of @n changed (node_set_entry). */
+void restore_note_change(struct cow_node *n, uint64_t pg);
+/* @n's page list changed wholesale (snapshot, merge, death). */
+void restore_drop_changes(struct cow_node *n);
+
+/* ---- tracking.c ---- */
+/* Async nodes: learn the writes made through mappings since the last
+ * scan (their E_RESTORED marks go).  Lock held. */
+void tracking_harvest(struct cow_node *n);
+/* After a restore of @n that shows it is in a reset loop: move it to the
+ * async tier if the tier exists and the pool has room.  Lock held. */
+void tracking_try_enter_async(struct cow_node *n);
+/* Back to the sync tier (a snapshot is taken, fork()).  Lock held. */
+void tracking_leave_async(struct cow_node *n);
+/* The window of async @n moved, or one of its mappings went: writes made
+ * through the old mapping cannot be scanned any more.  Lock held. */
+void tracking_lost(struct cow_node *n);
+static inline bool node_async(const struct cow_node *n)
+{
+	return n->flags & N_ASYNC;
+}
 
 /* ---- fill.c ---- */
 /* Lock @t for a fault: fills of other faults may be in flight. */

@@ -45,7 +45,7 @@ int cow_mapping_attach(struct cow_node *n, struct cow_mapping *m, uint64_t bytes
 		cow_notify_window(n, n->size, n->size);
 	if (rc == 0)
 		rc = m->ops->install(m, pmm_window_file_offset(n->home),
-				     install_protected(n));
+				     install_protected(n), node_async(n));
 	if (rc == 0) {
 		LIST_INSERT_HEAD(&n->mappings, m, link);
 		n->refs++; /* a mapping keeps its VMO alive */
@@ -58,7 +58,7 @@ int cow_mapping_reinstall(struct cow_node *n, struct cow_mapping *m)
 {
 	tree_lock(n->tree);
 	int rc = m->ops->install(m, pmm_window_file_offset(n->home),
-				 install_protected(n));
+				 install_protected(n), node_async(n));
 	tree_unlock(n->tree);
 	return rc;
 }
@@ -82,6 +82,9 @@ void cow_mapping_detach(struct cow_node *n, struct cow_mapping *m)
 {
 	tree_lock(n->tree);
 	LIST_REMOVE(m, link);
+	/* Writes made through it and not scanned yet cannot be any more. */
+	if (node_async(n))
+		tracking_lost(n);
 	tree_unlock(n->tree);
 	cow_node_unref(n);
 }
@@ -93,6 +96,12 @@ void cow_notify_window(struct cow_node *n, uint64_t old_size, uint64_t new_size)
 
 	LIST_FOREACH(m, &n->mappings, link)
 		m->ops->window_changed(m, offset, old_size, new_size);
+	if (node_async(n) && offset != n->async_window) {
+		/* The mappings were made anew: the old ones took their
+		 * unscanned writes with them. */
+		tracking_lost(n);
+		n->async_window = offset;
+	}
 }
 
 void cow_notify_snapshot(struct cow_node *n)

@@ -121,6 +121,7 @@ relink:;
 	}
 	h->parent = h->left = h->right = NULL;
 	node_free(h);
+	restore_drop_changes(s);
 	count(&cow_counters.merges, 1);
 
 	if (s->parent) {

@@ -72,6 +72,7 @@ int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
 void node_free(struct cow_node *n)
 {
 	UVMO_ASSERT(pl_empty(&n->pages) && n->committed == 0 && n->split_entries == 0);
+	restore_drop_changes(n);
 	if (n->home)
 		pmm_window_unref(n->home);
 	if (n->lender)
@@ -79,6 +80,8 @@ void node_free(struct cow_node *n)
 	atomic_fetch_sub(&cow_counters.nodes, 1);
 	if (node_hidden(n))
 		atomic_fetch_sub(&cow_counters.hidden_nodes, 1);
+	if (node_async(n))
+		atomic_fetch_sub(&cow_counters.async_nodes, 1);
 	pl_metadata_account(-(int64_t)sizeof(*n));
 	n->tree->nodes--;
 	free(n);
@@ -98,6 +101,8 @@ int node_set_entry(struct cow_node *n, uint64_t pg, uint16_t e)
 		n->split_entries--;
 	if (e & (E_SPLIT_L | E_SPLIT_R))
 		n->split_entries++;
+	if (n->changed.valid)
+		restore_note_change(n, pg);
 	return 0;
 }
 
@@ -187,6 +192,7 @@ void cow_get_stats(struct cow_stats *out)
 {
 	out->nodes = atomic_load(&cow_counters.nodes);
 	out->hidden_nodes = atomic_load(&cow_counters.hidden_nodes);
+	out->async_nodes = atomic_load(&cow_counters.async_nodes);
 	out->copies = atomic_load(&cow_counters.copies);
 	out->moves = atomic_load(&cow_counters.moves);
 	out->zero_fills = atomic_load(&cow_counters.zero_fills);

@@ -72,14 +72,26 @@ static int u64_cmp(const void *a, const void *b)
 }
 
 /* Pages below @stop on the way up from @n, in [0, end); *@sources counts
- * the nodes that added any.  @n's own pages restored from @s are skipped:
- * they are known to be equal (the restore loop's common case). */
+ * the nodes that added any (2 for an unsorted list).  @n's own pages
+ * restored from @s are skipped: they are known to be equal (the restore
+ * loop's common case); if @n kept the pages changed since, only those are
+ * read. */
 static int collect_below(struct cow_node *n, struct cow_node *stop, uint64_t end,
 			 const struct cow_node *s, struct page_set *out, unsigned *sources)
 {
 	for (struct cow_node *x = n; x != stop; x = x->parent) {
 		bool skip_restored = x == n && n->restored_from == s->id;
 		size_t before = out->len;
+		if (skip_restored && n->changed.valid) {
+			for (size_t i = 0; i < n->changed.len; i++) {
+				uint64_t pg = n->changed.pgs[i];
+				if (pg < end && !(pl_get(&n->pages, pg) & E_RESTORED) &&
+				    page_set_add(out, pg) < 0)
+					return -ENOMEM;
+			}
+			*sources += out->len != before ? 2 : 0;
+			continue;
+		}
 		uint64_t pg;
 		uint16_t e;
 		PL_FOREACH(&x->pages, 0, end, pg, e) {
@@ -221,6 +233,7 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 {
 	struct page_set set = { 0 };
 	uint64_t vlimit, slimit, old_size = v->size;
+	bool in_loop;
 	int rc = 0;
 
 	if (v->tree != s->tree)
@@ -231,6 +244,9 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 		rc = -EINVAL;
 		goto out;
 	}
+	/* A second restore to the same snapshot: a reset loop. */
+	in_loop = v->restored_from == s->id;
+	tracking_harvest(v);
 	/* Growing first lets V see the new range as S does (zero until
 	 * restored); shrinking waits until nothing can fail any more. */
 	if (s->size > v->size)
@@ -240,8 +256,8 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 	/* What can fail comes first: the frames of pages V must copy in. */
 	uint64_t need = 0;
 	for (size_t i = 0; rc == 0 && i < set.len; i++)
-		if (!same_page(v, s, set.pgs[i]))
-			need += restore_cost(v, s, set.pgs[i]);
+		if (!(pl_get(&v->pages, set.pgs[i]) & E_PRESENT) && !same_page(v, s, set.pgs[i]))
+			need += restore_cost(v, s, set.pgs[i]); /* V's own frames cost none */
 	if (rc == 0)
 		rc = pmm_reserve(need);
 	if (rc < 0) {
@@ -253,19 +269,37 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 		rc = node_set_size(v, s->size);
 	/* Writers through mappings fault (and wait for this lock) before a
 	 * page is overwritten, never during; and every page marked restored
-	 * below must stay protected until written. */
-	protect_pages(v, &set);
+	 * below must stay protected until written.  On the async tier the
+	 * scan protected again every page written; a write racing the copy
+	 * is seen by the next scan. */
+	if (!node_async(v))
+		protect_pages(v, &set);
+	/* Candidates from the set of pages changed since the last restore
+	 * were most likely written: a copy costs no more than comparing
+	 * first.  A whole page list read (after writes were lost track of)
+	 * is mostly unchanged pages: compared, not copied. */
+	bool copy_blind = in_loop && v->changed.valid;
 	for (size_t i = 0; rc == 0 && i < set.len; i++) {
 		uint64_t pg = set.pgs[i];
 		uint16_t e = pl_get(&v->pages, pg);
-		if (!same_page(v, s, pg) || ((e & E_PRESENT) && snapshot_shows_zero(s, pg)))
+		bool changed = copy_blind && (e & E_PRESENT) && !(e & E_RESTORED);
+		if (changed || !same_page(v, s, pg) ||
+		    ((e & E_PRESENT) && snapshot_shows_zero(s, pg)))
 			rc = restore_page(v, s, pg); /* a zero frame is given back too */
 		else if ((e & E_PRESENT) && !(e & E_RESTORED))
 			node_set_entry(v, pg, e | E_RESTORED);
 	}
 	pmm_unreserve();
-	if (rc == 0)
+	if (rc == 0) {
 		v->restored_from = s->id;
+		/* Every entry of V now equals S (E_RESTORED) or is a zero
+		 * marker S shows too: what changes from here on is all the
+		 * next restore has to look at. */
+		v->changed.len = 0;
+		v->changed.valid = true;
+	}
+	if (rc == 0 && in_loop)
+		tracking_try_enter_async(v);
 	VALIDATE(v);
 out:
 	tree_unlock(v->tree);
@@ -284,6 +318,7 @@ int cow_diff(struct cow_node *v, struct cow_node *s, uint64_t off, uint64_t len,
 		return -EINVAL;
 	tree_lock(v->tree);
 	int rc = range_overflows(off, len) || off + len > v->size ? -ERANGE : 0;
+	tracking_harvest(v);
 	if (rc == 0)
 		rc = candidates(v, s, size_pages(v->size), &set);
 	uint64_t first = off >> PAGE_SHIFT, end = (off + len) >> PAGE_SHIFT;
@@ -298,6 +333,36 @@ int cow_diff(struct cow_node *v, struct cow_node *s, uint64_t off, uint64_t len,
 	free(set.pgs);
 	*total = r.total;
 	return rc;
+}
+
+/* Past this many changed pages, reading the page list costs less than
+ * keeping the set. */
+static size_t changed_limit(const struct cow_node *n)
+{
+	return size_pages(n->size) / 8 + 64;
+}
+
+void restore_note_change(struct cow_node *n, uint64_t pg)
+{
+	struct changed_pages *c = &n->changed;
+	if (c->len == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		uint64_t *p = c->len >= changed_limit(n) ? NULL
+							 : realloc(c->pgs, cap * sizeof(*p));
+		if (!p) {
+			c->valid = false; /* the next restore reads the page list */
+			return;
+		}
+		c->pgs = p;
+		c->cap = cap;
+	}
+	c->pgs[c->len++] = pg;
+}
+
+void restore_drop_changes(struct cow_node *n)
+{
+	free(n->changed.pgs);
+	n->changed = (struct changed_pages){ 0 };
 }
 
 /* A write is about to change V's pages [first, end): they no longer equal

@@ -152,6 +152,62 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 	      (unsigned long long)n->committed, (unsigned long long)present);
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* restore.c: while the set of pages changed since the last restore is
+ * kept, every entry outside it is still restored or a zero marker. */
+static void check_changed_pages(const struct cow_node *n)
+{
+	size_t len = n->changed.len;
+	uint64_t *sorted = malloc((len ? len : 1) * sizeof(*sorted));
+	if (!sorted)
+		abort();
+	memcpy(sorted, n->changed.pgs, len * sizeof(*sorted));
+	qsort(sorted, len, sizeof(*sorted), u64_cmp);
+	uint64_t pg;
+	uint16_t e;
+	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
+		if (e & (E_RESTORED | E_ZERO))
+			continue;
+		CHECK(bsearch(&pg, sorted, len, sizeof(*sorted), u64_cmp) != NULL, n,
+		      "page %llu changed since the restore but is not listed",
+		      (unsigned long long)pg);
+	}
+	free(sorted);
+}
+
+/* Invariants A1 and A2 of the async tier (tracking.c). */
+static void check_async_node(const struct cow_node *n)
+{
+	CHECK(!node_hidden(n) && !(n->flags & (N_PAGED | N_PAGED_CHILD)), n,
+	      "async tracking of a node that cannot have it");
+	for (const struct cow_node *x = n->parent;
+	     x && node_hidden(x) && x->lender == n->home; x = x->parent) {
+		uint64_t pg;
+		uint16_t e;
+		PL_FOREACH(&x->pages, 0, UINT64_MAX, pg, e)
+			CHECK(!(e & E_PRESENT) || (e & E_HOME), n,
+			      "async node lends page %llu", (unsigned long long)pg);
+	}
+	struct page_set seen = { 0 };
+	if (collect_pages((struct cow_node *)n, 0, size_pages(n->size), &seen) < 0)
+		abort();
+	for (size_t i = 0; i < seen.len; i++) {
+		struct cow_hit hit;
+		if (pl_get(&n->pages, seen.pgs[i]) & (E_PRESENT | E_ZERO))
+			continue;
+		cow_lookup((struct cow_node *)n, seen.pgs[i], &hit, NULL);
+		CHECK(!hit.owner || (hit.e & E_ZERO), n,
+		      "async node shows page %llu of an ancestor",
+		      (unsigned long long)seen.pgs[i]);
+	}
+	free(seen.pgs);
+}
+
 static void check_shape(const struct cow_node *n)
 {
 	CHECK(page_aligned(n->size) && page_aligned(n->parent_offset) &&
@@ -179,6 +235,10 @@ static void check_shape(const struct cow_node *n)
 	if (n->parent)
 		CHECK(node_hidden(n->parent) || node_paged(n->parent), n,
 		      "parent is neither hidden nor paged");
+	if (node_async(n))
+		check_async_node(n);
+	if (n->changed.valid)
+		check_changed_pages(n);
 }
 
 /* (L1): a hidden node borrowing from a live VMO's window sits in the

@@ -144,6 +144,15 @@ void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 		   struct pmm_window *src, uint64_t spg);
 /* True if the slot is populated in the memfd (a syscall: for validation). */
 bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg);
+/* The first run of populated slots of @w in [from, end): true and
+ * [*first, *last) if there is one (SEEK_DATA / SEEK_HOLE: a syscall each). */
+bool pmm_window_data_run(const struct pmm_window *w, uint64_t from, uint64_t end,
+			 uint64_t *first, uint64_t *last);
+/* Count a frame the kernel put into hole @pg of @w behind uvmo's back (an
+ * access through a mapping that was briefly not registered with
+ * userfaultfd) as one of @w's: charged even past the limit, since it
+ * exists already and may hold a write. */
+void pmm_frame_adopt(struct pmm_window *w, uint64_t pg);
 
 /* The pool memfd, for mappings of windows (MAP_SHARED at a window's file
  * offset).  Valid while the pool is up. */

@@ -383,6 +383,34 @@ bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg)
 	return lseek(pool.fd, off, SEEK_DATA) == off;
 }
 
+bool pmm_window_data_run(const struct pmm_window *w, uint64_t from, uint64_t end,
+			 uint64_t *first, uint64_t *last)
+{
+	if (from >= end)
+		return false;
+	pmm_flush_fills();
+	off_t start = slot_offset(w, from), stop = (off_t)((w->base + end) << PAGE_SHIFT);
+	off_t data = lseek(pool.fd, start, SEEK_DATA);
+	if (data < 0 || data >= stop)
+		return false; /* ENXIO: no data after start */
+	off_t hole = lseek(pool.fd, data, SEEK_HOLE);
+	if (hole < 0 || hole > stop)
+		hole = stop;
+	*first = ((uint64_t)data >> PAGE_SHIFT) - w->base;
+	*last = ((uint64_t)hole >> PAGE_SHIFT) - w->base;
+	return true;
+}
+
+void pmm_frame_adopt(struct pmm_window *w, uint64_t pg)
+{
+	UVMO_ASSERT(pg < w->pages);
+	uint64_t cur = atomic_fetch_add(&pool.frames, 1) + 1;
+	uint64_t peak = atomic_load(&pool.peak_frames);
+	while (cur > peak && !atomic_compare_exchange_weak(&pool.peak_frames, &peak, cur))
+		;
+	w->frames++;
+}
+
 uint64_t pmm_frames_charged(void)
 {
 	return atomic_load(&pool.frames);

@@ -7,6 +7,15 @@
  * when a fault arrives, and the one on the faulting thread's CPU (now idle,
  * since that thread sleeps) usually takes it: no cross-CPU wake-up, which
  * costs 36–50 µs here against 6 µs on the same CPU (DESIGN.md §4).
+ *
+ * A second userfaultfd, opened with UFFD_FEATURE_WP_ASYNC where the kernel
+ * has it, serves the mappings of VMOs on the async dirty-tracking tier
+ * (see "Dirty tracking" in docs/design.md): its write-protect faults are
+ * resolved by the kernel, which only records that the page was written;
+ * PAGEMAP_SCAN reads (and re-arms) that record.  Its missing faults reach
+ * the same handlers.  Every ioctl names the userfaultfd the range is
+ * registered with: the mapping's (mapping_uffd), or the one a fault came
+ * from.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +38,7 @@
 #include "compat/linux_abi.h"
 #include "uffd/uffd_private.h"
 
-struct engine engine = { .fd = -1, .stop_fd = -1 };
+struct engine engine = { .fd = -1, .async_fd = -1, .stop_fd = -1, .pagemap_fd = -1 };
 
 static const uint64_t required_features =
 	UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
@@ -44,7 +53,9 @@ static int uffd_syscall(void)
 	return fd < 0 ? -errno : fd;
 }
 
-static int open_uffd(void)
+/* A userfaultfd with the features uvmo uses, plus @extra (all required);
+ * the features enabled are stored in *@features. */
+static int open_uffd(uint64_t extra, uint64_t *features)
 {
 	int fd = uffd_syscall();
 	if (fd < 0)
@@ -58,32 +69,112 @@ static int open_uffd(void)
 	}
 	uint64_t have = api.features;
 	close(fd);
-	if ((have & required_features) != required_features)
+	if ((have & (required_features | extra)) != (required_features | extra))
 		return -ENOTSUP;
 
 	fd = uffd_syscall();
 	if (fd < 0)
 		return fd;
 	api = (struct uffdio_api){ .api = UFFD_API,
-				   .features = required_features | (have & wanted_features) };
+				   .features = required_features | extra | (have & wanted_features) };
 	if (ioctl(fd, UFFDIO_API, &api) < 0) {
 		close(fd);
 		return -ENOTSUP;
 	}
-	engine.features = api.features;
+	*features = api.features;
 	return fd;
 }
 
-int engine_register(uint64_t start, uint64_t len)
+/*
+ * The async tier needs WP_ASYNC on a userfaultfd of its own and a working
+ * PAGEMAP_SCAN (probed on our own stack page: a kernel without it fails the
+ * ioctl with ENOTTY or EINVAL).  UVMO_TRACKING_AUTO falls back to the sync
+ * tier; UVMO_TRACKING_ASYNC insists.
+ */
+static int open_async_tracking(uint32_t tracking)
+{
+	uint64_t features;
+	if (tracking == UVMO_TRACKING_SYNC)
+		return 0;
+	int fd = open_uffd(UFFD_FEATURE_WP_ASYNC, &features);
+	int pagemap = fd < 0 ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pagemap >= 0) {
+		char probe[64];
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = (uint64_t)(uintptr_t)probe & ~(PAGE_SIZE - 1),
+			.end = ((uint64_t)(uintptr_t)probe & ~(PAGE_SIZE - 1)) + PAGE_SIZE,
+			.category_anyof_mask = PAGE_IS_PRESENT,
+			.return_mask = PAGE_IS_PRESENT,
+		};
+		if (ioctl(pagemap, PAGEMAP_SCAN, &arg) < 0) {
+			close(pagemap);
+			pagemap = -1;
+		}
+	}
+	if (fd < 0 || pagemap < 0) {
+		if (fd >= 0)
+			close(fd);
+		return tracking == UVMO_TRACKING_ASYNC ? -ENOTSUP : 0;
+	}
+	engine.async_fd = fd;
+	engine.pagemap_fd = pagemap;
+	return 0;
+}
+
+int engine_register(int fd, uint64_t start, uint64_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = start, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 	};
-	return ioctl(engine.fd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+	return ioctl(fd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
 }
 
-void engine_write_protect(uint64_t start, uint64_t len, bool protect)
+int engine_unregister(int fd, uint64_t start, uint64_t len)
+{
+	struct uffdio_range r = { .start = start, .len = len };
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
+}
+
+/*
+ * PAGEMAP_SCAN with PM_SCAN_WP_MATCHING: report the runs of pages of
+ * [start, start + len) written since they were last protected, and protect
+ * them again in the same pass (the kernel does both under the page table
+ * lock, so a write is either reported now or faults — and is recorded —
+ * after).  A full region buffer ends a call early: resume from walk_end.
+ */
+int engine_scan_written(uint64_t start, uint64_t len,
+			void (*written)(void *arg, uint64_t addr, uint64_t len), void *arg)
+{
+	struct page_region regions[64];
+	uint64_t end = start + len;
+
+	atomic_fetch_add(&engine.dirty_scans, 1);
+	while (start < end) {
+		struct pm_scan_arg scan = {
+			.size = sizeof(scan),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = start,
+			.end = end,
+			.vec = (uint64_t)(uintptr_t)regions,
+			.vec_len = sizeof(regions) / sizeof(regions[0]),
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		long n = ioctl(engine.pagemap_fd, PAGEMAP_SCAN, &scan);
+		if (n < 0)
+			return -errno;
+		for (long i = 0; i < n; i++)
+			written(arg, regions[i].start, regions[i].end - regions[i].start);
+		if (scan.walk_end <= start)
+			return -EIO; /* no progress: never loop forever */
+		start = scan.walk_end;
+	}
+	return 0;
+}
+
+void engine_write_protect(int fd, uint64_t start, uint64_t len, bool protect)
 {
 	struct uffdio_writeprotect wp = {
 		.range = { .start = start, .len = len },
@@ -91,7 +182,7 @@ void engine_write_protect(uint64_t start, uint64_t len, bool protect)
 	};
 	/* EAGAIN: the range changed under us (a concurrent unmap); the
 	 * faulting thread retries and finds out for itself. */
-	while (ioctl(engine.fd, UFFDIO_WRITEPROTECT, &wp) < 0 && errno == EAGAIN)
+	while (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0 && errno == EAGAIN)
 		;
 }
 
@@ -99,18 +190,19 @@ void engine_write_protect(uint64_t start, uint64_t len, bool protect)
  * is answered without a separate UFFDIO_WAKE. */
 static __thread bool fault_answered;
 
-int engine_install_zero(uint64_t addr, uint64_t len)
+int engine_install_zero(int fd, uint64_t addr, uint64_t len)
 {
 	struct uffdio_zeropage z = {
 		.range = { .start = addr, .len = len },
 		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
 	};
-	if (ioctl(engine.fd, UFFDIO_ZEROPAGE, &z) < 0 || (uint64_t)z.zeropage != len)
+	if (ioctl(fd, UFFDIO_ZEROPAGE, &z) < 0 || (uint64_t)z.zeropage != len)
 		return -EAGAIN; /* pmm fills what is left */
 	return 0;
 }
 
-int engine_install_copy(uint64_t addr, const void *src, uint64_t len, bool wake_waiters)
+int engine_install_copy(int fd, uint64_t addr, const void *src, uint64_t len,
+			bool wake_waiters)
 {
 	struct uffdio_copy c = {
 		.dst = addr,
@@ -118,16 +210,16 @@ int engine_install_copy(uint64_t addr, const void *src, uint64_t len, bool wake_
 		.len = len,
 		.mode = wake_waiters ? 0 : UFFDIO_COPY_MODE_DONTWAKE,
 	};
-	if (ioctl(engine.fd, UFFDIO_COPY, &c) < 0 || (uint64_t)c.copy != len)
+	if (ioctl(fd, UFFDIO_COPY, &c) < 0 || (uint64_t)c.copy != len)
 		return -EAGAIN;
 	fault_answered |= wake_waiters;
 	return 0;
 }
 
-static void wake(uint64_t start, uint64_t len)
+static void wake(int fd, uint64_t start, uint64_t len)
 {
 	struct uffdio_range r = { .start = start, .len = len };
-	ioctl(engine.fd, UFFDIO_WAKE, &r);
+	ioctl(fd, UFFDIO_WAKE, &r);
 }
 
 /* Poisoned pages: SIGBUS for the thread that touches them.  They are
@@ -138,7 +230,7 @@ static uint64_t *poisoned;
 static size_t npoisoned, poison_cap;
 static _Atomic bool poison_pending;
 
-static void poison(uint64_t addr)
+static void poison(int fd, uint64_t addr)
 {
 	/* Recorded before the poison is placed: the woken thread may free
 	 * memory at once, and that must find the address to clear. */
@@ -155,7 +247,7 @@ static void poison(uint64_t addr)
 		poisoned[npoisoned++] = addr;
 	atomic_store(&poison_pending, true);
 	struct uffdio_poison p = { .range = { .start = addr, .len = PAGE_SIZE } };
-	int rc = ioctl(engine.fd, UFFDIO_POISON, &p);
+	int rc = ioctl(fd, UFFDIO_POISON, &p);
 	if (rc < 0 && errno == EEXIST) {
 		/* A write-protect marker (a snapshot protected the hole) holds
 		 * the entry; zapping would put it back, unprotecting clears
@@ -164,15 +256,15 @@ static void poison(uint64_t addr)
 			.range = { .start = addr, .len = PAGE_SIZE },
 			.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
 		};
-		ioctl(engine.fd, UFFDIO_WRITEPROTECT, &wp);
+		ioctl(fd, UFFDIO_WRITEPROTECT, &wp);
 		p.updated = 0;
-		rc = ioctl(engine.fd, UFFDIO_POISON, &p);
+		rc = ioctl(fd, UFFDIO_POISON, &p);
 	}
 	pthread_mutex_unlock(&poison_lock);
 	if (rc < 0) {
 		/* No poison support: nothing better than waking it, which
 		 * faults again; only reached on kernels before 6.6. */
-		wake(addr, PAGE_SIZE);
+		wake(fd, addr, PAGE_SIZE);
 	}
 }
 
@@ -199,6 +291,7 @@ void engine_clear_poisons(void)
 struct fault_wait {
 	struct cow_wait w;
 	uint64_t addr;
+	int fd;    /* the userfaultfd the fault came from */
 	pid_t tid; /* 0: unknown (no UFFD_FEATURE_THREAD_ID) */
 };
 
@@ -212,11 +305,11 @@ static void fault_wait_complete(struct cow_wait *w)
 		si.si_code = SI_QUEUE;
 		si.si_addr = (void *)(uintptr_t)fw->addr;
 		if (syscall(SYS_rt_tgsigqueueinfo, getpid(), fw->tid, SIGBUS, &si) < 0)
-			poison(fw->addr);
+			poison(fw->fd, fw->addr);
 	} else if (w->result < 0) {
-		poison(fw->addr);
+		poison(fw->fd, fw->addr);
 	} else {
-		wake(fw->addr, PAGE_SIZE);
+		wake(fw->fd, fw->addr, PAGE_SIZE);
 	}
 	free(fw);
 }
@@ -225,7 +318,7 @@ static void fault_wait_complete(struct cow_wait *w)
  * replaced once a pager keeps it. */
 static __thread struct fault_wait *spare_wait;
 
-static int resolve_with_wait(uint64_t addr, bool wp, bool write, pid_t tid)
+static int resolve_with_wait(int fd, uint64_t addr, bool wp, bool write, pid_t tid)
 {
 	if (!spare_wait)
 		spare_wait = calloc(1, sizeof(*spare_wait));
@@ -233,6 +326,7 @@ static int resolve_with_wait(uint64_t addr, bool wp, bool write, pid_t tid)
 		return -ENOMEM;
 	spare_wait->w.complete = fault_wait_complete;
 	spare_wait->addr = addr;
+	spare_wait->fd = fd;
 	spare_wait->tid = tid;
 	cow_wait_use(&spare_wait->w);
 	int rc = space_resolve_fault(addr, wp, write);
@@ -242,7 +336,7 @@ static int resolve_with_wait(uint64_t addr, bool wp, bool write, pid_t tid)
 	return rc;
 }
 
-static void handle_fault(const struct uffd_msg *msg)
+static void handle_fault(int fd, const struct uffd_msg *msg)
 {
 	uint64_t addr = msg->arg.pagefault.address & ~(PAGE_SIZE - 1);
 	bool wp = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
@@ -259,18 +353,20 @@ static void handle_fault(const struct uffd_msg *msg)
 	 * half-served. */
 	pthread_rwlock_rdlock(&aspace_lock);
 	fault_answered = false;
-	int rc = resolve_with_wait(addr, wp, write, tid);
+	int rc = resolve_with_wait(fd, addr, wp, write, tid);
 
+	/* If the mapping moved to the other userfaultfd meanwhile, these
+	 * miss; harmless: moving it woke the thread, which faults again. */
 	if (rc == -EINPROGRESS) {
 		/* Asleep until the pager answers (fault_wait_complete). */
 	} else if (rc == -ESRCH) {
 		/* Unmapped meanwhile: the retry finds no mapping (SIGSEGV). */
-		wake(addr, PAGE_SIZE);
+		wake(fd, addr, PAGE_SIZE);
 	} else if (rc < 0) {
 		atomic_fetch_add(&engine.sigbus_faults, 1);
-		poison(addr);
+		poison(fd, addr);
 	} else if (!wp && !fault_answered) {
-		wake(addr, PAGE_SIZE); /* a write-protect fault was lifted under the lock */
+		wake(fd, addr, PAGE_SIZE); /* a write-protect fault was lifted under the lock */
 	}
 	pthread_rwlock_unlock(&aspace_lock);
 }
@@ -329,8 +425,10 @@ static void note_faulting_thread(const struct uffd_msg *msg)
 static void *handler_main(void *arg)
 {
 	long cpu = (long)(intptr_t)arg;
-	struct pollfd fds[2] = {
+	/* A negative fd (no async userfaultfd) is ignored by poll. */
+	struct pollfd fds[3] = {
 		{ .fd = engine.fd, .events = POLLIN },
+		{ .fd = engine.async_fd, .events = POLLIN },
 		{ .fd = engine.stop_fd, .events = POLLIN },
 	};
 	unsigned losses = 0;
@@ -348,17 +446,21 @@ static void *handler_main(void *arg)
 		/* With poisons outstanding, look again now and then whether
 		 * the pool has room for them to succeed. */
 		int timeout = atomic_load(&poison_pending) ? 50 : -1;
-		int n = poll(fds, 2, timeout);
+		int n = poll(fds, 3, timeout);
 		if (n < 0 && errno != EINTR)
 			break;
-		if (fds[1].revents)
+		if (fds[2].revents)
 			break;
 		if (atomic_load(&poison_pending) && space_pool_has_room())
 			engine_clear_poisons();
-		if (n <= 0 || !(fds[0].revents & POLLIN))
+		if (n <= 0)
+			continue;
+		int fd = (fds[0].revents & POLLIN) ? engine.fd
+			 : (fds[1].revents & POLLIN) ? engine.async_fd : -1;
+		if (fd < 0)
 			continue;
 		struct uffd_msg msg;
-		ssize_t got = read(engine.fd, &msg, sizeof(msg));
+		ssize_t got = read(fd, &msg, sizeof(msg));
 		if (got != sizeof(msg)) {
 			/* Another handler took it. */
 			if (may_rest && ++losses >= LOSSES_BEFORE_DORMANT) {
@@ -371,7 +473,7 @@ static void *handler_main(void *arg)
 		if (msg.event == UFFD_EVENT_PAGEFAULT) {
 			if (may_rest)
 				note_faulting_thread(&msg);
-			handle_fault(&msg);
+			handle_fault(fd, &msg);
 		}
 	}
 	free(spare_wait);
@@ -379,13 +481,17 @@ static void *handler_main(void *arg)
 	return NULL;
 }
 
-int engine_start(uint32_t threads)
+int engine_start(uint32_t threads, uint32_t tracking)
 {
 	engine.config_threads = threads;
-	int rc = open_uffd();
+	engine.config_tracking = tracking;
+	int rc = open_uffd(0, &engine.features);
 	if (rc < 0)
 		return rc;
 	engine.fd = rc;
+	rc = open_async_tracking(tracking);
+	if (rc < 0)
+		goto fail;
 	engine.stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (engine.stop_fd < 0) {
 		rc = -errno;
@@ -417,6 +523,16 @@ fail:
 	return rc;
 }
 
+static void close_fds(void)
+{
+	int *fds[] = { &engine.fd, &engine.async_fd, &engine.stop_fd, &engine.pagemap_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
 void engine_forget(void)
 {
 	/* After fork(): the threads are the parent's, and so is the
@@ -424,11 +540,7 @@ void engine_forget(void)
 	free(engine.threads);
 	engine.threads = NULL;
 	engine.nthreads = 0;
-	if (engine.fd >= 0)
-		close(engine.fd);
-	if (engine.stop_fd >= 0)
-		close(engine.stop_fd);
-	engine.fd = engine.stop_fd = -1;
+	close_fds();
 }
 
 void engine_stop(void)
@@ -444,11 +556,7 @@ void engine_stop(void)
 	free(engine.threads);
 	engine.threads = NULL;
 	engine.nthreads = 0;
-	if (engine.fd >= 0)
-		close(engine.fd);
-	if (engine.stop_fd >= 0)
-		close(engine.stop_fd);
-	engine.fd = engine.stop_fd = -1;
+	close_fds();
 	pthread_mutex_lock(&poison_lock);
 	free(poisoned);
 	poisoned = NULL;
@@ -462,4 +570,6 @@ void uffd_get_stats(struct uffd_stats *out)
 	out->missing_faults = atomic_load(&engine.missing_faults);
 	out->wp_faults = atomic_load(&engine.wp_faults);
 	out->sigbus_faults = atomic_load(&engine.sigbus_faults);
+	out->dirty_scans = atomic_load(&engine.dirty_scans);
+	out->async_tracking = engine.async_fd >= 0;
 }

@@ -32,7 +32,10 @@ static bool forking;
 static void protect_mapping(struct mapping *m, void *arg)
 {
 	(void)arg;
-	engine_write_protect(m->r.start, m->r.end - m->r.start, true);
+	/* Held-up writes need write-protect faults: the async tier lets
+	 * them through. */
+	cow_tracking_leave_async(m->node);
+	engine_write_protect(mapping_uffd(m), m->r.start, m->r.end - m->r.start, true);
 }
 
 void uffd_fork_prepare(void)
@@ -86,7 +89,7 @@ void uffd_fork_child(void)
 	engine_forget();
 	int rc = pmm_fork_child();
 	if (rc == 0)
-		rc = engine_start(engine.config_threads);
+		rc = engine_start(engine.config_threads, engine.config_tracking);
 	/* On failure the mappings are taken away rather than left sharing
 	 * the parent's frames: the child's accesses fault (SIGSEGV). */
 	space_for_each_mapping(reinstall, &rc);

@@ -37,17 +37,21 @@ static int map_window(struct mapping *m, uint64_t file_offset, bool write_protec
 		       (off_t)(file_offset + m->node_offset));
 	if (p == MAP_FAILED)
 		return -errno;
-	int rc = engine_register(m->r.start, len_of(m));
+	int rc = engine_register(mapping_uffd(m), m->r.start, len_of(m));
 	if (rc < 0)
 		return rc;
-	if (write_protect)
-		engine_write_protect(m->r.start, len_of(m), true);
+	/* Async tracking needs every page protected, holes too (shmem keeps
+	 * a marker), or a write would go unrecorded. */
+	if (write_protect || m->async)
+		engine_write_protect(mapping_uffd(m), m->r.start, len_of(m), true);
 	return 0;
 }
 
-static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_protect)
+static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_protect,
+		   bool track_async)
 {
 	struct mapping *m = of(cm);
+	m->async = track_async;
 	int rc = map_window(m, file_offset, write_protect);
 	if (rc < 0) {
 		space_release(m->r.start, len_of(m));
@@ -79,7 +83,62 @@ static void write_protect(struct cow_mapping *cm, uint64_t first, uint64_t end)
 	uint64_t addr, len;
 	/* Dead or not: until its range is released it is still mapped. */
 	if (node_range_in(m, first, end, &addr, &len))
-		engine_write_protect(addr, len, true);
+		engine_write_protect(mapping_uffd(m), addr, len, true);
+}
+
+/*
+ * A mapping cannot be registered with two userfaultfds, so moving it is
+ * unregister, then register: in between, an access is served by the
+ * kernel as for any shared mapping — cow makes that harmless (tracking.c).
+ * Unregistering wakes the threads waiting on the old one; they fault
+ * again on the new one.  If the mapping cannot be registered again it is
+ * taken away (SIGSEGV), never left unwatched over the window's holes.
+ */
+static int set_tracking(struct cow_mapping *cm, bool async)
+{
+	struct mapping *m = of(cm);
+	if (m->dead || !m->installed || m->async == async)
+		return 0;
+	int rc = engine_unregister(mapping_uffd(m), m->r.start, len_of(m));
+	if (rc < 0)
+		return rc; /* still registered where it was */
+	m->async = async;
+	rc = engine_register(mapping_uffd(m), m->r.start, len_of(m));
+	if (rc < 0) {
+		m->async = false;
+		if (engine_register(engine.fd, m->r.start, len_of(m)) < 0) {
+			m->dead = true;
+			space_release(m->r.start, len_of(m));
+			return rc;
+		}
+	}
+	engine_write_protect(mapping_uffd(m), m->r.start, len_of(m), true);
+	return rc;
+}
+
+struct scan_report {
+	const struct mapping *m;
+	void (*written)(void *arg, uint64_t first, uint64_t end);
+	void *arg;
+};
+
+static void report_written(void *arg, uint64_t addr, uint64_t len)
+{
+	const struct scan_report *r = arg;
+	uint64_t first = (addr - r->m->r.start + r->m->node_offset) >> PAGE_SHIFT;
+	r->written(r->arg, first, first + (len >> PAGE_SHIFT));
+}
+
+static int scan_written(struct cow_mapping *cm,
+			void (*written)(void *arg, uint64_t first, uint64_t end), void *arg)
+{
+	struct mapping *m = of(cm);
+	if (!m->async || !m->installed)
+		return -EINVAL;
+	if (m->dead)
+		return 0; /* its writes are lost anyway: detaching says so */
+	struct scan_report r = { m, written, arg };
+	return engine_scan_written(m->r.start, len_of(m), report_written, &r);
 }
 
 static void populate(struct cow_mapping *cm, uint64_t first, uint64_t end)
@@ -114,6 +173,8 @@ static const struct cow_mapping_ops mapping_ops = {
 	.write_protect = write_protect,
 	.populate = populate,
 	.window_changed = window_changed,
+	.set_tracking = set_tracking,
+	.scan_written = scan_written,
 };
 
 int mapping_create(struct vmar *v, uint64_t addr, uint64_t len,

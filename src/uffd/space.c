@@ -55,7 +55,7 @@ int uffd_init(const struct uffd_config *cfg)
 	}
 	if (p == MAP_FAILED)
 		return -ENOMEM;
-	int rc = engine_start(cfg->threads);
+	int rc = engine_start(cfg->threads, cfg->tracking);
 	if (rc < 0) {
 		munmap(p, size);
 		return rc;
@@ -67,6 +67,7 @@ int uffd_init(const struct uffd_config *cfg)
 	RB_INIT(&root_vmar.children);
 	atomic_init(&root_vmar.refs, 1);
 	cow_set_managed_memory(managed);
+	cow_set_async_tracking(engine.async_fd >= 0);
 	pmm_set_freed_hook(engine_clear_poisons);
 	return 0;
 }
@@ -184,6 +185,7 @@ struct mapping *space_find_mapping(uint64_t addr)
  */
 struct install_target {
 	struct mapping *m;
+	uint64_t addr; /* the faulting page */
 	/* A missing fault: the faulting page and its fault-ahead window
 	 * (empty for a write-protect fault). */
 	uint64_t fault_start, fault_end;
@@ -225,8 +227,9 @@ static int install_into_mapping(void *ctx, const struct pmm_window *w, uint64_t 
 	 * and a thread woken then preempts its handler before the handler
 	 * has finished (measured: first touches 9% slower). */
 	bool answers = src && addr <= t->fault_start && addr + len >= t->fault_end;
-	return src ? engine_install_copy(addr, src, len, answers)
-		   : engine_install_zero(addr, len);
+	int fd = mapping_uffd(t->m);
+	return src ? engine_install_copy(fd, addr, src, len, answers)
+		   : engine_install_zero(fd, addr, len);
 }
 
 /* The faulting page and the fault-ahead pages after it, which the VMO
@@ -234,7 +237,9 @@ static int install_into_mapping(void *ctx, const struct pmm_window *w, uint64_t 
  * one write-protect fault per fault-ahead window, not one per page. */
 static void lift_write_protection(void *arg, uint64_t pages)
 {
-	engine_write_protect(*(uint64_t *)arg, pages << PAGE_SHIFT, false); /* also wakes */
+	const struct install_target *t = arg;
+	engine_write_protect(mapping_uffd(t->m), t->addr, pages << PAGE_SHIFT,
+			     false); /* also wakes */
 }
 
 int space_resolve_fault(uint64_t addr, bool wp, bool write)
@@ -270,7 +275,7 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 	/* A write-protect fault is answered under the tree lock: were the
 	 * protection lifted after it, a snapshot taken in between would have
 	 * its frame written through this mapping. */
-	struct install_target target = { m, 0, 0 };
+	struct install_target target = { m, addr, 0, 0 };
 	if (!wp) { /* a write-protect fault installs no page of its own */
 		target.fault_start = addr;
 		target.fault_end = addr + ((uint64_t)ahead + 1) * PAGE_SIZE;
@@ -281,7 +286,7 @@ int space_resolve_fault(uint64_t addr, bool wp, bool write)
 	if (cow_fault_installs_writable(m->node))
 		pmm_set_installer(&installer);
 	int rc = cow_fault(m->node, off >> PAGE_SHIFT, ahead, wp || write,
-			   wp ? lift_write_protection : NULL, &addr);
+			   wp ? lift_write_protection : NULL, &target);
 	pmm_set_installer(NULL);
 	if (rc == 0 || rc == -EINPROGRESS) {
 		atomic_store_explicit(&stream->ahead, ahead, memory_order_relaxed);

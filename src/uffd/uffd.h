@@ -42,9 +42,15 @@
 #include "base.h"
 #include "cow/cow.h"
 
+/* Dirty-tracking tiers (see "Dirty tracking" in docs/design.md). */
+#define UVMO_TRACKING_AUTO  0 /* async where the kernel allows, else sync */
+#define UVMO_TRACKING_SYNC  1
+#define UVMO_TRACKING_ASYNC 2
+
 struct uffd_config {
 	uint64_t root_size; /* 0: default */
 	uint32_t threads;   /* 0: one per CPU, pinned */
+	uint32_t tracking;  /* UVMO_TRACKING_* */
 };
 
 /* Reserve the root region and start the fault handlers.  -ENOMEM if no
@@ -94,7 +100,8 @@ int vmar_op_range(struct vmar *v, uint32_t op, uint64_t addr, uint64_t len);
 int vmar_destroy(struct vmar *v);
 
 struct uffd_stats {
-	uint64_t missing_faults, wp_faults, sigbus_faults;
+	uint64_t missing_faults, wp_faults, sigbus_faults, dirty_scans;
+	bool async_tracking; /* the async tier is available */
 };
 void uffd_get_stats(struct uffd_stats *out);
 

@@ -40,6 +40,7 @@ struct mapping {
 	uint32_t perms;         /* UVMO_PERM_* */
 	bool writable;          /* the VMO handle may write */
 	uint64_t file_offset;   /* of the node's window when last mapped */
+	bool async;             /* registered with the async-tracking userfaultfd */
 	bool installed;
 	bool dead;              /* being unmapped: never remapped again */
 	/* Fault-ahead, per sequential stream (several threads may each walk
@@ -52,8 +53,9 @@ struct mapping {
 		_Atomic uint32_t ahead;
 	} streams[FAULT_STREAMS];
 	_Atomic uint32_t next_stream_slot;
-	/* r, node_offset, perms and file_offset change only under the node's
-	 * tree lock (cow_mapping_update), since cow's callbacks read them. */
+	/* r, node_offset, perms, file_offset and async change only under the
+	 * node's tree lock (cow_mapping_update), since cow's callbacks read
+	 * them. */
 };
 
 /* space.c: the root, the address-space lock, lookups */
@@ -87,25 +89,43 @@ int mapping_split(struct mapping *m, uint64_t addr, struct mapping **right);
 
 /* engine.c */
 struct engine {
-	int fd;
+	int fd;         /* the userfaultfd of sync-tracked mappings */
+	int async_fd;   /* with UFFD_FEATURE_WP_ASYNC; -1: no async tier */
 	int stop_fd;
+	int pagemap_fd; /* /proc/self/pagemap, for PAGEMAP_SCAN; -1 with async_fd */
 	uint64_t features;
 	pthread_t *threads;
 	uint32_t nthreads;
-	uint32_t config_threads;
-	_Atomic uint64_t missing_faults, wp_faults, sigbus_faults;
+	uint32_t config_threads, config_tracking;
+	_Atomic uint64_t missing_faults, wp_faults, sigbus_faults, dirty_scans;
 };
 extern struct engine engine;
-int engine_start(uint32_t threads);
+/* @tracking: UVMO_TRACKING_* (uffd.h); -ENOTSUP if ASYNC is impossible. */
+int engine_start(uint32_t threads, uint32_t tracking);
 void engine_stop(void);
 void engine_forget(void);
-int engine_register(uint64_t start, uint64_t len);
-void engine_write_protect(uint64_t start, uint64_t len, bool protect);
+/* Register [start, start + len) with userfaultfd @fd (MISSING and WP). */
+int engine_register(int fd, uint64_t start, uint64_t len);
+int engine_unregister(int fd, uint64_t start, uint64_t len);
+void engine_write_protect(int fd, uint64_t start, uint64_t len, bool protect);
+/* Report (@written) and write-protect again the pages of a range
+ * registered with the async userfaultfd written since last protected.
+ * 0, or -errno (the range is not async-registered, no PAGEMAP_SCAN). */
+int engine_scan_written(uint64_t start, uint64_t len,
+			void (*written)(void *arg, uint64_t addr, uint64_t len), void *arg);
 void engine_clear_poisons(void);
 /* Fill and map holes of a mapping in one step (zeros: no wake-up): 0, or
  * an error if not all of it was done.  @wake_waiters: also wake the
  * threads faulting in the range (the fault being served is answered). */
-int engine_install_zero(uint64_t addr, uint64_t len);
-int engine_install_copy(uint64_t addr, const void *src, uint64_t len, bool wake_waiters);
+int engine_install_zero(int fd, uint64_t addr, uint64_t len);
+int engine_install_copy(int fd, uint64_t addr, const void *src, uint64_t len,
+			bool wake_waiters);
+
+/* The userfaultfd @m is registered with (tree lock held, or the
+ * address-space lock for writing). */
+static inline int mapping_uffd(const struct mapping *m)
+{
+	return m->async ? engine.async_fd : engine.fd;
+}
 
 #endif
