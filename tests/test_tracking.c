@@ -1086,6 +1086,93 @@ Test(tracking, restore_to_a_snapshot_of_the_snapshot_while_async_is_exact)
 	free(img);
 }
 
+/* A writer that never stops (random pages, holes of the snapshot
+ * included) while the VMO moves to the async tier (second restore) and
+ * back (a snapshot) again and again: each snapshot keeps its bytes while
+ * the writer goes on, and once the writer stops the mapping and
+ * uvmo_vmo_read agree and a restore is exact (no write went untracked). */
+#define MOVE_PAGES 32u
+
+struct move_writer {
+	volatile uint64_t *w;
+	atomic_bool stop;
+};
+
+static void *move_write(void *arg)
+{
+	struct move_writer *mw = arg;
+	uint64_t rng = 5150, seq = 0;
+	while (!atomic_load(&mw->stop)) {
+		uint64_t p = rnd_below(&rng, MOVE_PAGES);
+		seq++;
+		for (size_t i = 0; i < WORDS; i += 8)
+			mw->w[p * WORDS + i] = 0x3300000000000000ull | seq;
+	}
+	return NULL;
+}
+
+Test(tracking, writes_racing_moves_between_the_tiers_are_not_lost)
+{
+	uvmo_vmo_t *v = holey_vmo(MOVE_PAGES, 51);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	struct move_writer mw = { .w = (volatile uint64_t *)m };
+	atomic_init(&mw.stop, false);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, move_write, &mw), 0);
+	uint8_t *a = malloc(MOVE_PAGES * PG), *b = malloc(MOVE_PAGES * PG);
+	cr_assert(a && b);
+	char why[256] = "";
+	for (int k = 0; k < 20 && !why[0]; k++) {
+		int rc = uvmo_vmo_restore(v, s);
+		if (rc == 0)
+			rc = uvmo_vmo_restore(v, s); /* to the async tier */
+		struct uvmo_stats st;
+		uvmo_get_stats(&st);
+		if (rc == 0 && st.async_tracked_vmos != (async_tier() ? 1u : 0u)) {
+			snprintf(why, sizeof(why), "cycle %d: async_tracked_vmos is %llu after the"
+				 " second restore", k, (unsigned long long)st.async_tracked_vmos);
+			break;
+		}
+		uvmo_vmo_t *t2 = NULL;
+		if (rc == 0)
+			rc = uvmo_vmo_snapshot(v, &t2); /* and back */
+		if (rc == 0)
+			rc = uvmo_vmo_read(t2, a, 0, MOVE_PAGES * PG);
+		if (rc) {
+			snprintf(why, sizeof(why), "cycle %d: a call returned %d (%s)", k, rc,
+				 rc_name(rc));
+			break;
+		}
+		struct timespec ts = { 0, 300000 };
+		nanosleep(&ts, NULL);
+		rc = uvmo_vmo_read(t2, b, 0, MOVE_PAGES * PG);
+		long bad = rc ? 0 : first_difference(a, b, MOVE_PAGES * PG);
+		if (rc || bad >= 0)
+			snprintf(why, sizeof(why), "cycle %d: the snapshot changed while the VMO was"
+				 " written (byte %ld, page %ld; read returned %d)", k, bad,
+				 bad / (long)PG, rc);
+		uvmo_vmo_close(t2);
+	}
+	atomic_store(&mw.stop, true);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert(!why[0], "%s", why);
+	expect_vmo_matches(v, 0, m, MOVE_PAGES * PG);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_exact(v, m, img, MOVE_PAGES * PG);
+	/* once more, quietly: the loop goes on exactly */
+	memset(m + 3 * PG, 0x34, 4 * PG);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_ok(uvmo_vmo_restore(v, s));
+	memset(m + 9 * PG, 0x35, 4 * PG);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_exact(v, m, img, MOVE_PAGES * PG);
+	free(a);
+	free(b);
+	free(img);
+}
+
 /* A snapshot of an async VMO that another thread writes (rounds of
  * increasing numbers, word by word in address order) shows one instant:
  * round r in a prefix of the words and round r - 1 in the rest. */
