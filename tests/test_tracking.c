@@ -467,6 +467,33 @@ Test(tracking, reset_loop_keeps_content_exact)
 	free(img);
 }
 
+/* Iterations that write many pages (more than an eighth of the VMO: the
+ * restore then reads the whole page list) alternate with ones that write
+ * a few (it then reads the pages changed since the last restore). */
+Test(tracking, reset_loop_alternating_few_and_many_written_pages_stays_exact)
+{
+	uvmo_vmo_t *v = holey_vmo(LOOP_PAGES, 19);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	uint64_t rng = 777;
+	uint8_t buf[256];
+	for (unsigned it = 0; it < LOOP_ITERS; it++) {
+		int many = it % 3 == 1 ? 24 : it % 5 == 4 ? LOOP_PAGES : 2;
+		for (int j = 0; j < many; j++) {
+			uint64_t p = many == LOOP_PAGES ? (uint64_t)j : rnd_below(&rng, LOOP_PAGES);
+			m[p * PG + rnd_below(&rng, PG)] ^= (uint8_t)(1 + it);
+		}
+		memset(buf, (uint8_t)it, sizeof(buf));
+		expect_ok(uvmo_vmo_write(v, buf, rnd_below(&rng, LOOP_PAGES * PG - sizeof(buf)),
+					 sizeof(buf)));
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_exact(v, m, img, LOOP_PAGES * PG);
+	}
+	expect_async_vmos(1, "after the loop");
+	free(img);
+}
+
 Test(tracking, vmo_goes_async_on_the_second_restore_to_the_same_snapshot)
 {
 	uvmo_vmo_t *v = holey_vmo(LOOP_PAGES, 11);
