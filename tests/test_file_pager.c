@@ -801,36 +801,239 @@ static void capture_stderr(void)
 	cr_redirect_stderr();
 }
 
-/* Closing a WRITEBACK file VMO with changes never synced loses them (the
- * VMO is gone): never silently. */
-Test(file_pager, closing_a_writeback_vmo_with_unsynced_changes_reports_them,
-     .init = capture_stderr)
+/* ---------------------------------------------------------------------- */
+/* the last close of a WRITEBACK VMO writes its changes back              */
+/* ---------------------------------------------------------------------- */
+
+/* The whole of stderr captured so far (cr_redirect_stderr), for searching. */
+static char *captured_stderr(void)
 {
-	int fd = make_file(8 * PG, 28, O_RDWR);
-	uvmo_vmo_t *warm = open_file_vmo(fd, 0);
-	int before = open_descriptors();
-	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
-	fill_page(v, 2, 0x28);
-	uvmo_vmo_close(v);
-	cr_assert(descriptors_become(before));
 	fflush(stderr);
-	cr_assert_stderr_neq_str("", "nothing was said about the lost changes");
-	uvmo_vmo_close(warm);
+	FILE *err = cr_get_redirected_stderr();
+	cr_assert_not_null(err);
+	size_t cap = 4096, len = 0;
+	char *text = malloc(cap);
+	cr_assert_not_null(text);
+	size_t n;
+	while ((n = fread(text + len, 1, cap - len - 1, err)) > 0) {
+		len += n;
+		if (len + 1 == cap) {
+			cap *= 2;
+			text = realloc(text, cap);
+			cr_assert_not_null(text);
+		}
+	}
+	text[len] = 0;
+	return text;
+}
+
+/* A file of @size bytes (pattern @seed) and a WRITEBACK VMO of it, opened
+ * once the file pager runs: @warm, a plain VMO of the same file, started
+ * it (close it at the end).  @before counts the descriptors open before
+ * the VMO, so descriptors_become(@before) says the VMO died (the file
+ * pager closes its duplicate at COMPLETE, after the last-close
+ * writeback). */
+struct writeback_file {
+	int fd;
+	uvmo_vmo_t *vmo, *warm;
+	int before;
+};
+
+static struct writeback_file open_writeback_file(uint64_t size, uint64_t seed)
+{
+	struct writeback_file w = { .fd = make_file(size, seed, O_RDWR) };
+	w.warm = open_file_vmo(w.fd, 0);
+	w.before = open_descriptors();
+	w.vmo = open_file_vmo(w.fd, UVMO_FILE_WRITEBACK);
+	return w;
+}
+
+/* Write through calls and a mapping of a WRITEBACK VMO, then drop the
+ * handle and the mapping in the order asked; never sync.  Once the file
+ * pager has closed its descriptor (the VMO died), read(2) must find every
+ * byte written, and nothing said on stderr. */
+static void last_close_writes_back(bool unmap_first)
+{
+	const uint64_t size = 40 * PG + 77;
+	struct writeback_file w = open_writeback_file(size, 31);
+	uint8_t *want = file_bytes(w.fd, NULL);
+	write_pattern(w.vmo, 131, 3 * PG + 9, 2 * PG);
+	fill_pattern(want + 3 * PG + 9, 2 * PG, 131, 3 * PG + 9);
+	write_pattern(w.vmo, 132, 39 * PG, size - 39 * PG); /* up to EOF, mid-page */
+	fill_pattern(want + 39 * PG, size - 39 * PG, 132, 39 * PG);
+	uint64_t mapped = size_of(w.vmo);
+	uint8_t *m = map_rw(w.vmo);
+	fill_pattern(m + 20 * PG + 100, 3 * PG, 133, 0);
+	fill_pattern(want + 20 * PG + 100, 3 * PG, 133, 0);
+	m[7 * PG + 1] = 0x5e;
+	want[7 * PG + 1] = 0x5e;
+	memset(m + 4 * PG, 0x4c, 10); /* over bytes the call wrote */
+	memset(want + 4 * PG, 0x4c, 10);
+	if (unmap_first) {
+		expect_ok(uvmo_vmar_unmap(root_vmar(), m, mapped));
+		uvmo_vmo_close(w.vmo);
+	} else {
+		uvmo_vmo_close(w.vmo);
+		expect_ok(uvmo_vmar_unmap(root_vmar(), m, mapped));
+	}
+	cr_assert(descriptors_become(w.before), "the file VMO did not die after its last close");
+	uint64_t got_size;
+	uint8_t *got = file_bytes(w.fd, &got_size);
+	cr_assert_eq(got_size, size, "the last close changed the file's size");
+	expect_same_bytes(got, want, size, "file after the last close");
+	free(got);
+	free(want);
+	char *err = captured_stderr();
+	cr_assert_str_empty(err, "a successful last close said: %s", err);
+	free(err);
+	uvmo_vmo_close(w.warm);
+}
+
+Test(file_pager, closing_the_handle_then_unmapping_writes_the_changes_to_the_file,
+     .init = capture_stderr, .timeout = 30)
+{
+	last_close_writes_back(false);
+}
+
+Test(file_pager, unmapping_then_closing_the_handle_writes_the_changes_to_the_file,
+     .init = capture_stderr, .timeout = 30)
+{
+	last_close_writes_back(true);
+}
+
+/* A last close with every page Clean (written, then synced; others only
+ * read) writes nothing: bytes changed behind the VMO stay, and the file's
+ * modification time (set far in the past) does not move. */
+Test(file_pager, a_last_close_with_nothing_dirty_writes_nothing, .timeout = 30)
+{
+	struct writeback_file w = open_writeback_file(16 * PG, 32);
+	fill_page(w.vmo, 2, 0x32);
+	expect_ok(uvmo_file_vmo_sync(w.vmo));
+	expect_page_of_file(w.vmo, 9, 32); /* present, Clean */
+	uint8_t other[PG];
+	memset(other, 0x6b, sizeof(other));
+	cr_assert_eq(pwrite(w.fd, other, PG, 9 * PG), (ssize_t)PG);
+	cr_assert_eq(pwrite(w.fd, other, PG, 2 * PG), (ssize_t)PG);
+	uint8_t *want = file_bytes(w.fd, NULL);
+	const struct timespec old[2] = { { .tv_sec = 1000000000 }, { .tv_sec = 1000000000 } };
+	cr_assert_eq(futimens(w.fd, old), 0);
+	uvmo_vmo_close(w.vmo);
+	cr_assert(descriptors_become(w.before), "the file VMO did not die after its last close");
+	struct stat st;
+	cr_assert_eq(fstat(w.fd, &st), 0);
+	cr_assert_eq(st.st_mtim.tv_sec, old[1].tv_sec, "the last close wrote to the file");
+	uint8_t *got = file_bytes(w.fd, NULL);
+	expect_same_bytes(got, want, 16 * PG, "file after a clean last close");
+	free(got);
+	free(want);
+	uvmo_vmo_close(w.warm);
+}
+
+/* The last close's writes fail (the file may not grow past 8 pages): the
+ * changes are lost, said on stderr naming the file, and the VMO still
+ * dies (the file pager does not hang on it). */
+Test(file_pager, a_last_close_whose_writes_fail_reports_the_file_and_does_not_hang,
+     .init = capture_stderr, .timeout = 30)
+{
+	struct writeback_file w = open_writeback_file(32 * PG, 33);
+	fill_page(w.vmo, 20, 0x33);
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, small = { .rlim_cur = 8 * PG, .rlim_max = RLIM_INFINITY };
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+	uvmo_vmo_close(w.vmo);
+	bool died = descriptors_become(w.before);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	cr_assert(died, "the file VMO did not die after a failed last close");
+	char *err = captured_stderr();
+	cr_assert(strstr(err, "uvmo-file-pager-") && strstr(err, "failed"),
+		  "the failed writeback was not reported naming the file: \"%s\"", err);
+	free(err);
+	expect_page_of_file(w.warm, 20, 33); /* the file kept its bytes */
+	uvmo_vmo_close(w.warm);
+}
+
+/* uvmo_shutdown right after a last close (its writeback maybe not started,
+ * maybe under way) finishes that writeback before it returns. */
+Test(file_pager, shutdown_right_after_a_last_close_leaves_the_changes_in_the_file,
+     .timeout = 60)
+{
+	const uint64_t size = 2048 * PG; /* 8 MiB dirty: the writeback takes a while */
+	int fd = make_file(size, 34, O_RDWR);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
+	uint8_t *m = map_rw(v);
+	fill_pattern(m, size, 134, 0);
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m, size));
+	uvmo_vmo_close(v);
+	uvmo_shutdown();
+	uint8_t *got = file_bytes(fd, NULL);
+	uint8_t *want = malloc(size);
+	cr_assert_not_null(want);
+	fill_pattern(want, size, 134, 0);
+	expect_same_bytes(got, want, size, "file after close and shutdown");
+	free(got);
+	free(want);
+}
+
+/* uvmo_shutdown closes every handle: for a WRITEBACK VMO still open and
+ * mapped, that is its last close, which writes the changes back. */
+Test(file_pager, shutdown_writes_back_a_writeback_vmo_still_open, .timeout = 30)
+{
+	int fd = make_file(64 * PG, 35, O_RDWR);
+	uint8_t *want = file_bytes(fd, NULL);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
+	uint8_t *m = map_rw(v);
+	fill_pattern(m + 10 * PG, 5 * PG, 135, 0);
+	fill_pattern(want + 10 * PG, 5 * PG, 135, 0);
+	write_pattern(v, 136, 50 * PG, PG);
+	fill_pattern(want + 50 * PG, PG, 136, 50 * PG);
+	uvmo_shutdown();
+	uint8_t *got = file_bytes(fd, NULL);
+	expect_same_bytes(got, want, 64 * PG, "file after shutdown");
+	free(got);
+	free(want);
+}
+
+/* A fork() child's last close of a WRITEBACK VMO it inherited writes
+ * nothing (its file pager is abandoned; the changes are the parent's),
+ * and the parent's own last close still does. */
+Test(file_pager, a_forked_childs_last_close_writes_nothing, .timeout = 60)
+{
+	struct writeback_file w = open_writeback_file(16 * PG, 36);
+	fill_page(w.vmo, 5, 0x36);
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		uvmo_vmo_close(w.vmo);
+		usleep(200000); /* time for a (wrong) writeback to land */
+		uvmo_shutdown();
+		_exit(0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child failed (status 0x%x)", status);
+	uint8_t page[PG];
+	cr_assert_eq(pread(w.fd, page, PG, 5 * PG), (ssize_t)PG);
+	expect_mem_pattern(page, PG, 36, 5 * PG);
+	uvmo_vmo_close(w.vmo);
+	cr_assert(descriptors_become(w.before), "the file VMO did not die after its last close");
+	cr_assert_eq(pread(w.fd, page, PG, 5 * PG), (ssize_t)PG);
+	expect_mem_val(page, PG, 0x36);
+	uvmo_vmo_close(w.warm);
 }
 
 Test(file_pager, closing_a_synced_writeback_vmo_says_nothing, .init = capture_stderr)
 {
-	int fd = make_file(8 * PG, 29, O_RDWR);
-	uvmo_vmo_t *warm = open_file_vmo(fd, 0);
-	int before = open_descriptors();
-	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
-	fill_page(v, 2, 0x29);
-	expect_ok(uvmo_file_vmo_sync(v));
-	uvmo_vmo_close(v);
-	cr_assert(descriptors_become(before));
+	struct writeback_file w = open_writeback_file(8 * PG, 29);
+	fill_page(w.vmo, 2, 0x29);
+	expect_ok(uvmo_file_vmo_sync(w.vmo));
+	uvmo_vmo_close(w.vmo);
+	cr_assert(descriptors_become(w.before));
 	fflush(stderr);
 	cr_assert_stderr_eq_str("");
-	uvmo_vmo_close(warm);
+	uvmo_vmo_close(w.warm);
 }
 
 /* fork(): the child has no file pager thread.  Pages present at fork read

@@ -93,6 +93,8 @@ int uvmo_init(const struct uvmo_config *cfg);
  * uvmo_shutdown - close every handle and release the frame pool.
  *
  * Every handle becomes invalid (-EBADF).  A later call re-initialises.
+ * UVMO_FILE_WRITEBACK file VMOs are written back first (their last close;
+ * see uvmo_file_vmo_open), so this waits for that I/O.
  * Thread-safety: no other thread may be inside a uvmo call.
  */
 void uvmo_shutdown(void);
@@ -170,6 +172,9 @@ int uvmo_vmo_create(uint64_t size, uint32_t options, uvmo_vmo_t **out);
  *
  * The content lives on while clones still need it (or, later, while it is
  * mapped); frames nobody can see any more return to the pool at once.
+ * A UVMO_FILE_WRITEBACK file VMO whose last handle, mapping and child are
+ * gone first writes its changes back to the file, on uvmo's own thread,
+ * after this returns (see uvmo_file_vmo_open).
  * NULL and already-closed handles are ignored.  Thread-safety: safe; calls
  * racing on the same handle either complete or return -EBADF.
  */
@@ -615,7 +620,7 @@ void uvmo_pager_destroy(uvmo_pager_t *pager);
 
 /* uvmo_file_vmo_open options */
 #define UVMO_FILE_READONLY  (1u << 0) /**< the VMO handle cannot write (-EACCES) */
-#define UVMO_FILE_WRITEBACK (1u << 1) /**< uvmo_file_vmo_sync writes changes to the file */
+#define UVMO_FILE_WRITEBACK (1u << 1) /**< uvmo_file_vmo_sync and the last close write changes to the file */
 
 /**
  * uvmo_file_vmo_open - a VMO showing the content of the file @fd.
@@ -625,7 +630,13 @@ void uvmo_pager_destroy(uvmo_pager_t *pager);
  * access, by uvmo's pager thread with io_uring (batched, with read-ahead
  * that grows while access is sequential).  uvmo duplicates @fd; the caller
  * keeps its own.  Without UVMO_FILE_WRITEBACK, writes stay in memory and
- * are never written to the file.  A file I/O error reaches a faulting
+ * are never written to the file.  With it, uvmo_file_vmo_sync writes them,
+ * and so does the last close: once the VMO's last handle, mapping and
+ * child are gone (or at uvmo_shutdown), uvmo writes its unsynced changes
+ * back (and fsyncs) on its own thread before freeing the content; the
+ * duplicated fd is closed after that.  If that writeback fails the changes
+ * are lost, which is said on stderr naming the file.  A fork() child never
+ * writes the parent's changes back.  A file I/O error reaches a faulting
  * thread as SIGBUS and a call as -EIO.
  * Errors: -EINVAL (NULL @out, unknown options, both flags, fd not a
  * regular file, an empty file), -EBADF (bad fd, O_PATH fd), -EACCES (an

@@ -25,6 +25,7 @@ struct handle_obj {
 	_Atomic uint32_t refs;
 	enum handle_type type;
 	void (*destroy)(struct handle_obj *obj); /* when refs reach 0 */
+	bool internal; /* held by uvmo itself (pager_vmo_keep): not in handle_count */
 };
 
 struct uvmo_vmo {
@@ -35,6 +36,7 @@ struct uvmo_vmo {
 	bool slice;
 	bool no_write;
 	bool snapshot;
+	bool source_kept;       /* node reference is its pager's own (cow_pager_keep) */
 	uint64_t id;
 	uint64_t parent_id;
 	/* Live children, counted in a block of its own so that a child keeps
@@ -118,5 +120,8 @@ bool range_sink_store(void *arg, uint64_t off, uint64_t len, bool zero);
 /* A handle for @node, taking over the caller's reference (dropped on
  * failure). */
 int vmo_publish_node(struct cow_node *node, uvmo_vmo_t **out);
+/* pager_vmo_keep: an internal handle to the VMO of @src (not a slice)
+ * holding its paged root's source reference (cow_pager_keep). */
+int vmo_publish_source_kept(struct uvmo_vmo *src, uvmo_vmo_t **out);
 
 #endif

@@ -117,7 +117,7 @@ uint64_t handle_count(enum handle_type type)
 	uint64_t n = 0;
 	pthread_mutex_lock(&table_lock);
 	for (uint32_t i = 0; i < nslots; i++)
-		n += slots[i].obj && slots[i].obj->type == type;
+		n += slots[i].obj && slots[i].obj->type == type && !slots[i].obj->internal;
 	pthread_mutex_unlock(&table_lock);
 	return n;
 }

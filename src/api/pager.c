@@ -344,3 +344,19 @@ int pager_vmo_key(uvmo_vmo_t *vmo, uvmo_pager_t **pager, uint64_t *key)
 	vmo_put(obj);
 	return rc;
 }
+
+int pager_vmo_keep(uvmo_vmo_t *vmo, uvmo_vmo_t **kept)
+{
+	int rc;
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	if (!obj)
+		return rc;
+	uffd_enter();
+	if (obj->slice || !pager_of_node(obj->node))
+		rc = -EINVAL;
+	else
+		rc = vmo_publish_source_kept(obj, kept);
+	vmo_put(obj);
+	uffd_leave();
+	return rc;
+}

@@ -55,7 +55,10 @@ void vmo_destroy(struct handle_obj *hobj)
 {
 	struct uvmo_vmo *obj = (struct uvmo_vmo *)hobj;
 
-	cow_node_unref(obj->node);
+	if (obj->source_kept)
+		cow_pager_unkeep(obj->node);
+	else
+		cow_node_unref(obj->node);
 	if (obj->creator_children) {
 		atomic_fetch_sub(&obj->creator_children->live, 1);
 		child_count_put(obj->creator_children);
@@ -116,6 +119,25 @@ int vmo_publish_node(struct cow_node *node, uvmo_vmo_t **out)
 		cow_node_unref(node);
 		return -ENOMEM;
 	}
+	return publish(obj, out);
+}
+
+int vmo_publish_source_kept(struct uvmo_vmo *src, uvmo_vmo_t **out)
+{
+	struct uvmo_vmo *obj = new_object(src->node);
+	if (!obj)
+		return -ENOMEM;
+	int rc = cow_pager_keep(src->node);
+	if (rc < 0) {
+		/* No node reference to drop with it. */
+		child_count_put(obj->children);
+		free(obj);
+		return rc;
+	}
+	obj->source_kept = true;
+	obj->hdr.internal = true;
+	obj->no_write = src->no_write;
+	obj->id = src->id; /* the same VMO */
 	return publish(obj, out);
 }
 

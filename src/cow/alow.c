@@ -293,4 +293,6 @@ void alow_die(struct cow_node *c)
 	UVMO_ASSERT(r->refs > 0);
 	if (--r->refs == 0)
 		node_die(r);
+	else
+		paged_ref_dropped(r);
 }

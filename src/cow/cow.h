@@ -216,6 +216,11 @@ struct cow_source_ops {
 	void (*cut)(struct cow_source *s, uint64_t pg);
 	/* The root died (tree lock held): nothing will be asked any more. */
 	void (*gone)(struct cow_source *s);
+	/* Every reference to the root but the source's own (cow_pager_keep)
+	 * is gone: no handle, mapping or child uses it any more, and it dies
+	 * when the source drops its own.  Tree lock held; must not block or
+	 * call cow.  May be NULL. */
+	void (*unused)(struct cow_source *s);
 };
 
 struct cow_wait {
@@ -258,6 +263,14 @@ struct cow_source *cow_node_source(struct cow_node *n);
  * they may still name the node after every handle and mapping is gone. */
 void cow_node_hold(struct cow_node *n);
 void cow_node_release(struct cow_node *n);
+
+/* A reference to paged root @n held by its source itself (cow_node_ref
+ * that counts as the source's): once every other reference is gone, the
+ * source's `unused` op runs, so that it can finish with the content (write
+ * it back) before dropping this one with cow_pager_unkeep, which the root
+ * may die of.  -ENOENT if @n is dead or detached. */
+int cow_pager_keep(struct cow_node *n);
+void cow_pager_unkeep(struct cow_node *n);
 
 /* The calling thread's wait from the last -EINPROGRESS: sleep until it
  * completes.  0 (try again) or the error the source failed it with. */

@@ -146,6 +146,10 @@ struct cow_node {
 	bool modified;          /* written since the pager last reset it */
 	bool dead;              /* content gone; memory kept for holds */
 	uint32_t holds;         /* cow_node_hold, plus one while alive */
+	/* Of @refs, those the source holds itself (cow_pager_keep): when
+	 * @refs falls to them, nobody else uses the VMO and the source hears
+	 * `unused`.  source_refs <= refs. */
+	uint32_t source_refs;
 	LIST_HEAD(, cow_node) paged_children; /* at-least-on-write children */
 	/* an at-least-on-write child of a paged root */
 	LIST_ENTRY(cow_node) paged_link;
@@ -384,6 +388,9 @@ void paged_shrink(struct cow_node *n, uint64_t size);
 int paged_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write);
 /* The last holder went (node_die for paged roots). */
 void paged_die(struct cow_node *n);
+/* A reference to @n was dropped and @n lives on (tree lock held): if only
+ * its source's own references remain, tell the source (`unused`). */
+void paged_ref_dropped(struct cow_node *n);
 
 /* ---- alow.c ---- */
 uint64_t alow_own_cost(const struct cow_node *c, uint64_t pg);

@@ -155,6 +155,8 @@ void cow_node_unref(struct cow_node *n)
 	tree_lock(tree);
 	UVMO_ASSERT(n->refs > 0);
 	if (--n->refs) {
+		if (node_paged(n))
+			paged_ref_dropped(n);
 		tree_unlock(tree);
 		return;
 	}

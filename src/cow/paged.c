@@ -108,6 +108,38 @@ void paged_die(struct cow_node *n)
 		node_free(n);
 }
 
+int cow_pager_keep(struct cow_node *n)
+{
+	tree_lock(n->tree);
+	int rc = -ENOENT;
+	if (node_paged(n) && !n->dead && n->source) {
+		n->refs++;
+		n->source_refs++;
+		rc = 0;
+	}
+	tree_unlock(n->tree);
+	return rc;
+}
+
+void cow_pager_unkeep(struct cow_node *n)
+{
+	tree_lock(n->tree);
+	UVMO_ASSERT(n->source_refs > 0);
+	n->source_refs--;
+	tree_unlock(n->tree);
+	cow_node_unref(n);
+}
+
+/* Fires on every drop that leaves only the source's references; the
+ * source must take a repeat calmly (a reference taken and dropped again
+ * through the source's own handle would repeat it). */
+void paged_ref_dropped(struct cow_node *n)
+{
+	if (n->source_refs && n->refs == n->source_refs && n->source &&
+	    n->source_ops->unused)
+		n->source_ops->unused(n->source);
+}
+
 uint16_t paged_state(const struct cow_node *n, uint64_t pg)
 {
 	uint16_t e = pl_get(&n->pages, pg);

@@ -232,6 +232,8 @@ static void check_shape(const struct cow_node *n)
 		CHECK(n->lender == NULL, n, "a VMO borrowing frames");
 		CHECK(n->refs > 0, n, "a dead VMO still in the tree");
 	}
+	CHECK(n->source_refs <= n->refs && (!n->source_refs || node_paged(n)), n,
+	      "source references the node does not have");
 	if (n->parent)
 		CHECK(node_hidden(n->parent) || node_paged(n->parent), n,
 		      "parent is neither hidden nor paged");

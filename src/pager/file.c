@@ -10,12 +10,14 @@
  * READONLY hands out a NO_WRITE slice of it and closes the pager handle
  * (pager calls keep accepting that handle while the VMO lives).
  *
- * WRITEBACK VMOs are created with TRAP_DIRTY, only so that the file pager
- * knows whether changes are waiting for a sync: when such a VMO dies with
- * changes never synced, they are lost (its COMPLETE arrives after its
- * content is gone), and the pager thread says so on stderr.  A close that
- * syncs first would need a hook in uvmo_vmo_close; the cost of the trap
- * is one pager round trip per first write of a clean page.
+ * WRITEBACK VMOs: the file pager keeps a handle of its own to each
+ * (pager_vmo_keep), so that the VMO outlives the user's last handle and
+ * mapping until its changes are written back (file_close.c); the VMO dies
+ * when that handle closes.  They are created with TRAP_DIRTY, so that the
+ * file pager knows whether changes wait for a sync (file_state.unsynced):
+ * a VMO that dies with changes not written back (its last-close writeback
+ * failed) is said on stderr.  The cost of the trap is one pager round trip
+ * per first write of a clean page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -160,6 +162,7 @@ static void file_pager_free(struct file_pager *fp, bool destroy_pager)
 		uvmo_pager_destroy(fp->pager);
 	if (fp->wake_fd >= 0)
 		close(fp->wake_fd);
+	pthread_mutex_destroy(&fp->close_lock);
 	pthread_mutex_destroy(&fp->files_lock);
 	free(fp);
 }
@@ -170,6 +173,7 @@ static int file_pager_create(struct file_pager **out)
 	if (!fp)
 		return -ENOMEM;
 	pthread_mutex_init(&fp->files_lock, NULL);
+	file_close_init(fp);
 	RB_INIT(&fp->files);
 	fp->next_key = 1;
 	fp->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -193,8 +197,10 @@ static int file_pager_create(struct file_pager **out)
 	return 0;
 }
 
-/* uvmo_shutdown: stop the thread, then detach and free everything.  The
- * pager's destroy reports dirty pages never synced on stderr. */
+/* uvmo_shutdown: stop the thread, write back what WRITEBACK VMOs hold
+ * (shutdown closes every handle: their last close), then detach and free
+ * everything.  The pager's destroy reports dirty pages a failed writeback
+ * left on stderr. */
 static void file_pager_shutdown(void)
 {
 	pthread_mutex_lock(&file_pager_lock);
@@ -204,21 +210,28 @@ static void file_pager_shutdown(void)
 	if (!fp)
 		return;
 	file_thread_stop(fp);
+	file_close_finish(fp);
 	file_pager_free(fp, true);
 }
 
-/* fork(): the child sees the table and the pager consistent. */
+/* fork(): the child sees the table, the queue of last-close writebacks
+ * and the pager consistent.  (close_lock is only ever held for list
+ * operations, so taking it here waits for nothing else.) */
 static void file_pager_fork_prepare(void)
 {
 	pthread_mutex_lock(&file_pager_lock);
-	if (file_pager)
+	if (file_pager) {
 		pthread_mutex_lock(&file_pager->files_lock);
+		pthread_mutex_lock(&file_pager->close_lock);
+	}
 }
 
 static void file_pager_fork_parent(void)
 {
-	if (file_pager)
+	if (file_pager) {
+		pthread_mutex_unlock(&file_pager->close_lock);
 		pthread_mutex_unlock(&file_pager->files_lock);
+	}
 	pthread_mutex_unlock(&file_pager_lock);
 }
 
@@ -226,8 +239,10 @@ static void file_pager_fork_parent(void)
  * The child has no pager thread, and the ring is the parent's (the child
  * must not touch its queues).  Destroying the pager detaches the inherited
  * file VMOs, so their pages not yet present fail (SIGBUS, -EBUSY) instead
- * of waiting for ever; pages present stay.  A later open in the child
- * starts a file pager of its own.
+ * of waiting for ever; pages present stay.  The kept handles of WRITEBACK
+ * VMOs are closed without writing: the child never writes the parent's
+ * changes to the file, not even at its last close.  A later open in the
+ * child starts a file pager of its own.
  */
 static void file_pager_fork_child(void)
 {
@@ -242,6 +257,7 @@ static void file_pager_fork_child(void)
 	 * unmapped and its descriptor closed, which leaves the parent's ring
 	 * untouched. */
 	file_thread_abandon(fp);
+	file_close_abandon(fp);
 	file_pager_free(fp, true);
 }
 
@@ -345,10 +361,20 @@ UVMO_EXPORT int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out)
 		file_forget(fp, f);
 		return rc;
 	}
+	/* From here the VMO owns the table's reference: its COMPLETE frees it. */
+	uvmo_vmo_t *kept = NULL;
+	if (options & UVMO_FILE_WRITEBACK) {
+		/* Ours, so the last close can write back (file_close.c). */
+		rc = pager_vmo_keep(vmo, &kept);
+		if (rc < 0) {
+			uvmo_vmo_close(vmo);
+			return rc;
+		}
+	}
 	pthread_mutex_lock(&f->lock);
 	f->vmo = vmo;
+	f->kept = kept;
 	pthread_mutex_unlock(&f->lock);
-	/* From here the VMO owns the table's reference: its COMPLETE frees it. */
 	if (options & UVMO_FILE_READONLY) {
 		uvmo_vmo_t *ro;
 		rc = uvmo_vmo_create_child(vmo, UVMO_CHILD_SLICE | UVMO_CHILD_NO_WRITE, 0,

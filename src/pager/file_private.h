@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * file_private.h — the io_uring file pager (uvmo_file_vmo_*), shared by
- * its four files:
+ * its five files:
  *
  *   file.c         the process-wide file pager (created on first open,
  *                  freed by uvmo_shutdown), the table of open files, the
@@ -10,17 +10,22 @@
  *                  descriptor and on the reads it issued; READ requests
  *                  become batched reads with sequential read-ahead
  *   file_sync.c    uvmo_file_vmo_sync: writeback on the caller's thread
+ *   file_close.c   the last close of a WRITEBACK VMO: its changes are
+ *                  written back (on a worker thread) before it dies
  *   file_limit.c   which pages are present, and eviction under a limit
  *
  * The file pager is a pager like any user's: it talks to the VMOs only
- * through the public pager API (src/pager/pager.h is used for one thing:
- * finding the pager key of a handle).
+ * through the public pager API, plus src/pager/pager.h for two things:
+ * finding the pager key of a handle, and the handle it keeps of each
+ * WRITEBACK VMO (pager_vmo_keep), with the PAGER_REQUEST_UNUSED request
+ * that says every other reference is gone.
  *
  * Lock order: init_lock (runtime.c) → file_pager_lock → files_lock →
- * file_state.sync_lock → file_state.lock → uvmo's own locks.  No uvmo call
- * made under one of these locks waits for the pager thread (supply and
- * evict never wait for a READ), so the pager thread can always make
- * progress.
+ * close_lock → file_state.sync_lock → file_state.lock → uvmo's own locks.
+ * No uvmo call made under one of these locks waits for the pager thread
+ * (supply and evict never wait for a READ; a writeback reads only pages
+ * that are not Clean, which are present), so the pager thread can always
+ * make progress.
  */
 #ifndef UVMO_PAGER_FILE_PRIVATE_H
 #define UVMO_PAGER_FILE_PRIVATE_H
@@ -60,7 +65,8 @@ TAILQ_HEAD(resident_fifo, resident_run);
 
 /*
  * One open file.  Lives from uvmo_file_vmo_open until the COMPLETE request
- * of its VMO *and* the last reference (an in-flight read, a sync) are gone.
+ * of its VMO *and* the last reference (an in-flight read, a sync, a
+ * last-close writeback) are gone.
  */
 struct file_state {
 	_Atomic uint32_t refs;
@@ -72,9 +78,16 @@ struct file_state {
 	uvmo_vmo_t *vmo;        /* the pager VMO's handle (may be closed: pager calls only) */
 	/* WRITEBACK files are created with TRAP_DIRTY: a DIRTY request (the
 	 * first write to a Clean page) sets this; a sync that leaves no page
-	 * Dirty clears it.  Set when the VMO dies: changes were lost, said on
-	 * stderr — the VMO is gone by then, nothing can write them any more. */
+	 * Dirty clears it, and so does a failed last-close writeback once it
+	 * has said so.  Still set when the VMO dies: changes were lost, said
+	 * on stderr — the VMO is gone by then, nothing can write them any
+	 * more. */
 	_Atomic bool unsynced;
+	/* WRITEBACK files: the pager's own handle to the VMO (pager_vmo_keep),
+	 * which keeps it alive after the user's last handle and mapping go
+	 * until its changes are written back (file_close.c).  Under @lock;
+	 * taken out (set NULL) by whoever closes it, exactly once. */
+	uvmo_vmo_t *kept;
 	RB_ENTRY(file_state) link;
 
 	/* Read-ahead (pager thread only).  A READ starting inside
@@ -111,11 +124,28 @@ struct read_job {
 };
 TAILQ_HEAD(read_queue, read_job);
 
+/* A last close waiting for its writeback: the file and the kept handle
+ * taken out of it (file_close.c). */
+struct close_job {
+	struct file_state *file; /* one reference */
+	uvmo_vmo_t *kept;
+	TAILQ_ENTRY(close_job) link;
+};
+TAILQ_HEAD(close_queue, close_job);
+
 struct file_pager {
 	uvmo_pager_t *pager;
 	int pager_fd;
 	pthread_t thread;
 	int wake_fd;            /* eventfd: write 1 to stop the thread */
+
+	/* Last-close writebacks (file_close.c).  One worker thread at a
+	 * time drains @closing and exits when it is empty. */
+	pthread_mutex_t close_lock; /* protects @closing and @closer_running */
+	struct close_queue closing;
+	bool closer_running;    /* a worker is draining @closing */
+	bool closer_joinable;   /* @closer must be joined (pager thread, then shutdown) */
+	pthread_t closer;
 
 	pthread_mutex_t files_lock; /* protects @files and @next_key */
 	struct file_tree files;
@@ -146,6 +176,29 @@ void file_forget(struct file_pager *fp, struct file_state *f);
  * reference, plus the file pager; -EINVAL if it is not a file VMO, -EBADF
  * if the handle is closed. */
 int file_from_handle(uvmo_vmo_t *vmo, struct file_pager **fp, struct file_state **f);
+
+/* file_sync.c */
+/* Write every page of @f that is not Clean back to the file, reading it
+ * through @through (a handle of the whole VMO), then fsync; clears
+ * f->unsynced if no page is left Dirty.  Syncs of one file are serialised.
+ * 0 or a negative errno (-EIO: a write or the fsync failed; the pages stay
+ * AwaitingClean). */
+int file_writeback(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *through);
+
+/* file_close.c */
+void file_close_init(struct file_pager *fp);
+/* Pager thread, PAGER_REQUEST_UNUSED of @f: write its changes back (on
+ * the worker) and then close the kept handle, or close it at once if
+ * nothing is dirty. */
+void file_close_unused(struct file_pager *fp, struct file_state *f);
+/* uvmo_shutdown, the pager thread stopped: wait for the worker, then
+ * write back every file still kept (the user's handles are about to be
+ * closed too) and close the kept handles. */
+void file_close_finish(struct file_pager *fp);
+/* fork() child: close every kept handle without writing anything. */
+void file_close_abandon(struct file_pager *fp);
+/* Say on stderr that @f's changes are lost, and @why. */
+void file_report_lost(struct file_state *f, const char *why);
 
 /* file_thread.c */
 int file_thread_start(struct file_pager *fp);

@@ -4,6 +4,8 @@
  * fsync.  Runs on the caller's thread with a private io_uring, so a long
  * sync never holds up the pager thread's reads, and syncs of different
  * files run in parallel (syncs of one file are serialised by sync_lock).
+ * The last close of a WRITEBACK VMO runs the same writeback, through the
+ * file pager's kept handle, on its worker thread (file_close.c).
  *
  * Order, per the pager protocol:
  *   1. list the runs that are not Clean (query_dirty_ranges, resumed until
@@ -269,6 +271,18 @@ static void update_unsynced(struct sync_ctx *s)
 		atomic_store(&s->f->unsynced, true);
 }
 
+int file_writeback(struct file_pager *fp, struct file_state *f, uvmo_vmo_t *through)
+{
+	struct sync_ctx s = { .fp = fp, .f = f, .vmo = through };
+	pthread_mutex_lock(&f->sync_lock);
+	int rc = writeback(&s);
+	if (rc == 0)
+		update_unsynced(&s);
+	pthread_mutex_unlock(&f->sync_lock);
+	free(s.runs);
+	return rc;
+}
+
 UVMO_EXPORT int uvmo_file_vmo_sync(uvmo_vmo_t *vmo)
 {
 	struct file_pager *fp;
@@ -284,13 +298,7 @@ UVMO_EXPORT int uvmo_file_vmo_sync(uvmo_vmo_t *vmo)
 		file_state_put(f);
 		return -EINVAL;
 	}
-	struct sync_ctx s = { .fp = fp, .f = f, .vmo = vmo };
-	pthread_mutex_lock(&f->sync_lock);
-	rc = writeback(&s);
-	if (rc == 0)
-		update_unsynced(&s);
-	pthread_mutex_unlock(&f->sync_lock);
-	free(s.runs);
+	rc = file_writeback(fp, f, vmo);
 	/* Pages just cleaned may now be evicted under a memory limit. */
 	if (rc == 0)
 		file_limit_enforce(fp, f);

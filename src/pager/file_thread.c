@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "pager/file_private.h"
+#include "pager/pager.h"
 
 /* user_data of the two polls; jobs are heap pointers, never these. */
 #define TAG_PAGER_POLL 1u
@@ -284,25 +285,27 @@ static void serve_dirty(struct file_pager *fp, const struct uvmo_page_request *r
 	}
 }
 
-static void report_lost_changes(struct file_state *f)
+/* Every other reference to a WRITEBACK VMO is gone: its last close
+ * writes the changes back (file_close.c). */
+static void serve_unused(struct file_pager *fp, const struct uvmo_page_request *req)
 {
-	char proc[64], path[512];
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-	ssize_t n = readlink(proc, path, sizeof(path) - 1);
-	if (n < 0)
-		n = snprintf(path, sizeof(path), "(descriptor %d)", f->fd);
-	path[n] = 0;
-	fprintf(stderr, "uvmo: file VMO of %s closed with changes never synced "
-		"(uvmo_file_vmo_sync): they are lost\n", path);
+	struct file_state *f = file_lookup(fp, req->key);
+	if (!f)
+		return;
+	file_close_unused(fp, f);
+	file_state_put(f);
 }
 
+/* The VMO is gone.  A WRITEBACK VMO dies only after its last-close
+ * writeback, which says so itself if it failed; changes still unsynced
+ * here escaped it (which should not happen): said too. */
 static void serve_complete(struct file_pager *fp, const struct uvmo_page_request *req)
 {
 	struct file_state *f = file_lookup(fp, req->key);
 	if (!f)
 		return;
 	if ((f->options & UVMO_FILE_WRITEBACK) && atomic_load(&f->unsynced))
-		report_lost_changes(f);
+		file_report_lost(f, "never synced");
 	file_forget(fp, f);
 	file_state_put(f); /* the last one unless a read or a sync still holds it */
 }
@@ -323,6 +326,9 @@ static void take_requests(struct file_pager *fp)
 				break;
 			case UVMO_PAGER_COMPLETE:
 				serve_complete(fp, &reqs[i]);
+				break;
+			case PAGER_REQUEST_UNUSED:
+				serve_unused(fp, &reqs[i]);
 				break;
 			default:
 				break;

@@ -104,7 +104,8 @@ static void queue_request(struct pager *p, uint32_t type, struct pager_vmo *pv,
 	/* Adjacent requests of one VMO become one (a sequential reader's
 	 * faults, a call's runs). */
 	struct request *tail = TAILQ_LAST(&p->pending, request_list);
-	if (tail && tail->pv == pv && tail->type == type && type != UVMO_PAGER_COMPLETE) {
+	if (tail && tail->pv == pv && tail->type == type && type != UVMO_PAGER_COMPLETE &&
+	    type != PAGER_REQUEST_UNUSED) {
 		if (tail->pg + tail->count == pg) {
 			tail->count += count;
 			return;
@@ -219,6 +220,17 @@ static void source_gone(struct cow_source *s)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Only the pager's kept handle is left: the owner decides when the VMO
+ * dies (pager.h, PAGER_REQUEST_UNUSED). */
+static void source_unused(struct cow_source *s)
+{
+	struct pager *p = s->pv->pager;
+	pthread_mutex_lock(&p->lock);
+	if (s->pv->serving)
+		queue_request(p, PAGER_REQUEST_UNUSED, s->pv, 0, 0);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void source_cut(struct cow_source *s, uint64_t pg)
 {
 	struct pager *p = s->pv->pager;
@@ -233,6 +245,7 @@ static const struct cow_source_ops source_ops = {
 	.sleep = source_sleep,
 	.cut = source_cut,
 	.gone = source_gone,
+	.unused = source_unused,
 };
 
 /* ---- the pager ---- */

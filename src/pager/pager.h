@@ -13,7 +13,9 @@
  *  - struct pager_vmo: one per VMO created, the cow_source of its node.  It
  *    holds the node's memory (cow_node_hold), never its content: the VMO
  *    dies when its last handle and mapping go, and a COMPLETE request
- *    follows.  It is identified by its key and by `ident`, the handle value
+ *    follows.  (The file pager may also keep a handle of its own,
+ *    pager_vmo_keep: the VMO then dies when that one closes, after a
+ *    PAGER_REQUEST_UNUSED said every other reference was gone.)  It is identified by its key and by `ident`, the handle value
  *    the API returned for it, which stays usable after that handle closes.
  *
  * LOCKING
@@ -77,10 +79,27 @@ void pager_fork_child(void);
 void pager_set_handle(struct pager *p, uvmo_pager_t *handle);
 uvmo_pager_t *pager_handle(const struct pager *p);
 
+/*
+ * A request kind of our own, beside the public UVMO_PAGER_* ones: every
+ * reference to the VMO but its pager's kept handle (pager_vmo_keep) is
+ * gone — no user handle, mapping or child is left.  Only VMOs with a kept
+ * handle get it, so a user's pager never sees it.  The VMO dies (and
+ * COMPLETE follows) once the kept handle is closed.  Not merged with
+ * anything; dropped if the VMO stops being served first.
+ */
+#define PAGER_REQUEST_UNUSED 0x100u
+
 /* For the file pager (implemented by the API layer, which owns handles):
  * the pager and key of a pager-backed VMO handle (a slice names its
  * parent's).  0, or -EINVAL if @vmo is not pager-backed, -EBADF if it is
  * not an open handle. */
 int pager_vmo_key(uvmo_vmo_t *vmo, uvmo_pager_t **pager, uint64_t *key);
+/* For the file pager: a handle of the pager's own to the pager-backed VMO
+ * @vmo (a whole VMO, not a slice), readable and writable like a duplicate,
+ * but not a user's: when every other reference is gone the pager gets a
+ * PAGER_REQUEST_UNUSED request, and the VMO lives until this handle is
+ * closed too.  Not counted in uvmo_stats.vmos.  0, -EINVAL (a slice, or not
+ * pager-backed), -ENOENT (not served any more), -ENOMEM, -EBADF. */
+int pager_vmo_keep(uvmo_vmo_t *vmo, uvmo_vmo_t **kept);
 
 #endif
