@@ -233,7 +233,11 @@ static uint64_t rnd_below(uint64_t *s, uint64_t n)
 }
 
 /* Restore @v to @s twice (writing a page through @m, if not NULL, before
- * each): the move to the async tier, which must then show. */
+ * each): the move to the async tier, which must then show.  Then once
+ * more: the first restore after the move may compare every page (the
+ * move loses track of what was written meanwhile); from the next one on
+ * the VMO is in the loop's steady state, where a restore relies on what
+ * the tracking reports. */
 static void go_async(uvmo_vmo_t *v, uvmo_vmo_t *s, uint8_t *m)
 {
 	if (m)
@@ -243,6 +247,10 @@ static void go_async(uvmo_vmo_t *v, uvmo_vmo_t *s, uint8_t *m)
 		m[PG + 1] ^= 0xa5;
 	expect_ok(uvmo_vmo_restore(v, s));
 	expect_async_vmos(1, "after the second restore to the same snapshot");
+	if (m)
+		m[1] ^= 0x3c;
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_async_vmos(1, "after the third restore to the same snapshot");
 }
 
 /* ---- diff runs (the convention of uvmo_pager_query_dirty_ranges) ------ */
@@ -1544,8 +1552,10 @@ Test(tracking, writes_through_a_slice_mapped_before_the_move_are_undone_by_resto
 }
 
 /* A resizable VMO in the async tier, grown past its window's capacity
- * (the window moves) with writes through its mapping before and after:
- * restore gives back the snapshot's size and bytes. */
+ * with writes through its mapping before and after: the window moves (a
+ * large VMO made just before sits right after it, so it cannot grow in
+ * place) and the mapping is made anew.  Restore gives back the snapshot's
+ * size and bytes, writes made through the old mapping included. */
 Test(tracking, async_vmo_grown_past_its_window_restores_size_and_bytes)
 {
 	struct uvmo_config cfg;
@@ -1555,20 +1565,32 @@ Test(tracking, async_vmo_grown_past_its_window_restores_size_and_bytes)
 	uvmo_vmo_t *v = make_vmo(4 * PG, UVMO_VMO_RESIZABLE);
 	write_pattern(v, 80, 0, 4 * PG);
 	uint8_t *img = read_all(v, NULL);
-	uint8_t *m = map_vmo(root_vmar(), PERM_RW | UVMO_VMAR_ALLOW_FAULTS, v, 0, 64 * PG);
+	/* The mapping's length makes the window 16 pages. */
+	uint8_t *m = map_vmo(root_vmar(), PERM_RW | UVMO_VMAR_ALLOW_FAULTS, v, 0, 16 * PG);
 	uvmo_vmo_t *s = take_snapshot(v);
 	go_async(v, s, m);
+	uvmo_vmo_t *blockers[3];
 	for (int round = 0; round < 3; round++) {
+		blockers[round] = make_vmo(4096 * PG, 0);
+		fill_page(blockers[round], 4095, 0xb0 + round);
 		memset(m + 1 * PG, 0x81 + round, 2 * PG);
-		expect_ok(uvmo_vmo_set_size(v, (uint64_t)(32 + 8 * round) * PG));
+		m[3 * PG + 99] = 0x87;
+		expect_ok(uvmo_vmo_set_size(v, (32ull << (2 * round)) * PG));
 		expect_mem_val(m + 1 * PG, 2 * PG, 0x81 + round); /* kept across the move */
 		memset(m + 5 * PG, 0x85, PG);
-		memset(m + 20 * PG + 7, 0x86, 9);
-		m[3 * PG + 99] = 0x87;
+		memset(m + 12 * PG + 7, 0x86, 9);
+		m[2 * PG] = 0x88;
+		fill_page(v, 20, 0x89);
 		expect_ok(uvmo_vmo_restore(v, s));
 		expect_exact(v, m, img, 4 * PG);
 		expect_read_signal(SIGBUS, m + 5 * PG);
+		/* and once more without a move: the loop goes on */
+		memset(m + 2 * PG, 0x8a, PG);
+		expect_ok(uvmo_vmo_restore(v, s));
+		expect_exact(v, m, img, 4 * PG);
 	}
+	for (int round = 0; round < 3; round++)
+		expect_page(blockers[round], 4095, 0xb0 + round);
 	free(img);
 }
 
