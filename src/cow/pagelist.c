@@ -29,10 +29,22 @@ void pl_init(struct pagelist *pl)
 {
 	RB_INIT(&pl->root);
 	pl->chunks = 0;
+	pl->last = NULL;
+}
+
+/* Remember @c as the chunk found last.  Lookups take a const list: the
+ * cache is not part of its value, and the owner's lock covers it too. */
+static struct pl_chunk *remember(const struct pagelist *pl, struct pl_chunk *c)
+{
+	if (c)
+		((struct pagelist *)pl)->last = c;
+	return c;
 }
 
 static void chunk_free(struct pagelist *pl, struct pl_chunk *c)
 {
+	if (pl->last == c)
+		pl->last = NULL;
 	RB_REMOVE(pl_tree, &pl->root, c);
 	pl->chunks--;
 	free(c);
@@ -48,8 +60,10 @@ void pl_clear(struct pagelist *pl)
 
 static struct pl_chunk *chunk_find(const struct pagelist *pl, uint64_t index)
 {
+	if (pl->last && pl->last->index == index)
+		return pl->last;
 	struct pl_chunk key = { .index = index };
-	return RB_FIND(pl_tree, (struct pl_tree *)&pl->root, &key);
+	return remember(pl, RB_FIND(pl_tree, (struct pl_tree *)&pl->root, &key));
 }
 
 uint16_t pl_get(const struct pagelist *pl, uint64_t pg)
@@ -112,7 +126,9 @@ bool pl_next(const struct pagelist *pl, uint64_t from, uint64_t end,
 	     uint64_t *pg, uint16_t *e)
 {
 	struct pl_chunk key = { .index = from >> PL_CHUNK_SHIFT };
-	struct pl_chunk *c = RB_NFIND(pl_tree, (struct pl_tree *)&pl->root, &key);
+	struct pl_chunk *c = pl->last && pl->last->index == key.index
+				     ? pl->last
+				     : RB_NFIND(pl_tree, (struct pl_tree *)&pl->root, &key);
 
 	for (; c; c = RB_NEXT(pl_tree, (struct pl_tree *)&pl->root, c)) {
 		uint64_t first = c->index << PL_CHUNK_SHIFT;
@@ -126,6 +142,7 @@ bool pl_next(const struct pagelist *pl, uint64_t from, uint64_t end,
 				return false;
 			*pg = first + i;
 			*e = c->entry[i];
+			remember(pl, c);
 			return true;
 		}
 	}
@@ -137,6 +154,7 @@ void pl_take(struct pagelist *dst, struct pagelist *src)
 	UVMO_ASSERT(pl_empty(dst));
 	dst->root = src->root;
 	dst->chunks = src->chunks;
+	dst->last = src->last;
 	pl_init(src);
 }
 

@@ -33,6 +33,10 @@ RB_HEAD(pl_tree, pl_chunk);
 struct pagelist {
 	struct pl_tree root;
 	uint64_t chunks;
+	/* The chunk found last, or NULL: the copy-on-write layer looks the
+	 * same page up several times in a row (a restore: four times), and a
+	 * tree walk over a large list misses the cache at every level. */
+	struct pl_chunk *last;
 };
 
 void pl_init(struct pagelist *pl);
