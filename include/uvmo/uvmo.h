@@ -82,7 +82,7 @@ struct uvmo_config {
  * Errors: -EBUSY if uvmo is already initialised (call uvmo_shutdown first);
  * -EINVAL for an unusable setting (span too small or not page-aligned, NUMA
  * node that does not exist, UVMO_DIRTY_TRACKING other than "sync", "async"
- * or "auto"); -ENOTSUP for UVMO_DIRTY_TRACKING=async on a kernel without
+ * or "auto" — empty counts as unset); -ENOTSUP for UVMO_DIRTY_TRACKING=async on a kernel without
  * UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN; -ENOMEM if the pool cannot be
  * created.
  * Thread-safety: safe, but racing with other first calls is pointless.

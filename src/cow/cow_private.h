@@ -166,6 +166,8 @@ struct cow_node {
 	} changed;
 	/* tracking.c: the window's file offset when the node went async */
 	uint64_t async_window;
+	/* tracking.c: the pool had no room to go async in this reset loop */
+	bool async_refused;
 
 	/* discardable VMOs */
 	uint32_t lock_count;

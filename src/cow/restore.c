@@ -246,6 +246,8 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 	}
 	/* A second restore to the same snapshot: a reset loop. */
 	in_loop = v->restored_from == s->id;
+	if (!in_loop)
+		v->async_refused = false; /* a new loop may find room */
 	tracking_harvest(v);
 	/* Growing first lets V see the new range as S does (zero until
 	 * restored); shrinking waits until nothing can fail any more. */

@@ -190,15 +190,22 @@ void tracking_try_enter_async(struct cow_node *n)
 {
 	if (!atomic_load(&async_available) || node_async(n) || node_hidden(n) ||
 	    (n->flags & (N_PAGED | N_PAGED_CHILD | N_DISCARDABLE)) ||
-	    LIST_EMPTY(&n->mappings))
+	    LIST_EMPTY(&n->mappings) || n->async_refused)
 		return;
-	if (own_shared_pages(n) < 0 || move_mappings(n, true) < 0) {
-		adopt_strays(n);
-		tracking_lost(n);
+	if (own_shared_pages(n) < 0) {
+		/* No room for the copies: the VMO stays sync, and its later
+		 * restores to this snapshot do not try again (each try looks
+		 * at every page it shares). */
+		n->async_refused = true;
 		return;
 	}
+	/* A1 and A2 hold from here, so frames the kernel puts into holes
+	 * while the mappings move are the VMO's own zero pages. */
+	int rc = move_mappings(n, true);
 	adopt_strays(n);
 	tracking_lost(n);
+	if (rc < 0)
+		return;
 	n->flags |= N_ASYNC;
 	n->async_window = pmm_window_file_offset(n->home);
 	count(&cow_counters.async_nodes, 1);
