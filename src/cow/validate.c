@@ -166,8 +166,10 @@ static void check_changed_pages(const struct cow_node *n)
 	uint64_t *sorted = malloc((len ? len : 1) * sizeof(*sorted));
 	if (!sorted)
 		abort();
-	memcpy(sorted, n->changed.pgs, len * sizeof(*sorted));
-	qsort(sorted, len, sizeof(*sorted), u64_cmp);
+	if (len) { /* memcpy and qsort want a valid pointer even for none */
+		memcpy(sorted, n->changed.pgs, len * sizeof(*sorted));
+		qsort(sorted, len, sizeof(*sorted), u64_cmp);
+	}
 	uint64_t pg;
 	uint16_t e;
 	PL_FOREACH(&n->pages, 0, UINT64_MAX, pg, e) {
