@@ -1770,3 +1770,67 @@ Test(tracking, vmar_decommit_of_async_written_pages_is_undone_by_restore)
 	}
 	free(img);
 }
+
+/*
+ * Regression: faults that race a move between the two userfaultfds are
+ * all answered.  The kernel wakes the threads waiting on the old
+ * userfaultfd before it unregisters each VMA, so a fault taken under the
+ * per-VMA lock in between still lands on the old one; the handler then
+ * answers it on the mapping's new userfaultfd and must wake the old one
+ * too, or the thread sleeps for good (this test then times out).  Four
+ * writers fault on holes and restored pages while the VMO moves back and
+ * forth 150 times.
+ */
+#define HAMMER_THREADS 4
+
+struct hammer {
+	volatile uint64_t *w;
+	atomic_bool *stop;
+	uint64_t seed;
+};
+
+static void *hammer_write(void *arg)
+{
+	struct hammer *h = arg;
+	uint64_t rng = h->seed;
+	while (!atomic_load(h->stop)) {
+		uint64_t p = rnd_below(&rng, MOVE_PAGES);
+		h->w[p * WORDS + (rng & (WORDS - 1))] = rng;
+	}
+	return NULL;
+}
+
+Test(tracking, faults_racing_moves_between_the_userfaultfds_are_all_answered, .timeout = 60)
+{
+	uvmo_vmo_t *v = holey_vmo(MOVE_PAGES, 53);
+	uint8_t *img = read_all(v, NULL);
+	uint8_t *m = map_rw(v);
+	uvmo_vmo_t *s = take_snapshot(v);
+	atomic_bool stop;
+	atomic_init(&stop, false);
+	struct hammer h[HAMMER_THREADS];
+	pthread_t t[HAMMER_THREADS];
+	for (int i = 0; i < HAMMER_THREADS; i++) {
+		h[i] = (struct hammer){ (volatile uint64_t *)m, &stop, 1000u + (uint64_t)i };
+		cr_assert_eq(pthread_create(&t[i], NULL, hammer_write, &h[i]), 0);
+	}
+	int rc = 0;
+	for (int k = 0; k < 150 && rc == 0; k++) {
+		uvmo_vmo_t *t2 = NULL;
+		rc = uvmo_vmo_restore(v, s);
+		if (rc == 0)
+			rc = uvmo_vmo_restore(v, s); /* to the async tier */
+		if (rc == 0)
+			rc = uvmo_vmo_snapshot(v, &t2); /* and back */
+		if (t2)
+			uvmo_vmo_close(t2);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < HAMMER_THREADS; i++)
+		cr_assert_eq(pthread_join(t[i], NULL), 0);
+	cr_assert_eq(rc, 0, "a call returned %d (%s)", rc, rc_name(rc));
+	expect_vmo_matches(v, 0, m, MOVE_PAGES * PG);
+	expect_ok(uvmo_vmo_restore(v, s));
+	expect_exact(v, m, img, MOVE_PAGES * PG);
+	free(img);
+}

@@ -174,6 +174,13 @@ int engine_scan_written(uint64_t start, uint64_t len,
 	return 0;
 }
 
+/* Set when an install has woken the faulting thread, so that the fault
+ * is answered without a separate UFFDIO_WAKE; and the userfaultfd whose
+ * waiters that woke (the mapping's, which is not always the one the fault
+ * came from: see handle_fault). */
+static __thread bool fault_answered;
+static __thread int answered_on = -1;
+
 void engine_write_protect(int fd, uint64_t start, uint64_t len, bool protect)
 {
 	struct uffdio_writeprotect wp = {
@@ -182,13 +189,13 @@ void engine_write_protect(int fd, uint64_t start, uint64_t len, bool protect)
 	};
 	/* EAGAIN: the range changed under us (a concurrent unmap); the
 	 * faulting thread retries and finds out for itself. */
-	while (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0 && errno == EAGAIN)
+	int rc;
+	while ((rc = ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) < 0 && errno == EAGAIN)
 		;
+	if (!protect && rc == 0)
+		answered_on = fd; /* lifting a protection wakes its waiters */
 }
 
-/* Set when an install has woken the faulting thread, so that the fault
- * is answered without a separate UFFDIO_WAKE. */
-static __thread bool fault_answered;
 
 int engine_install_zero(int fd, uint64_t addr, uint64_t len)
 {
@@ -212,7 +219,10 @@ int engine_install_copy(int fd, uint64_t addr, const void *src, uint64_t len,
 	};
 	if (ioctl(fd, UFFDIO_COPY, &c) < 0 || (uint64_t)c.copy != len)
 		return -EAGAIN;
-	fault_answered |= wake_waiters;
+	if (wake_waiters) {
+		fault_answered = true;
+		answered_on = fd;
+	}
 	return 0;
 }
 
@@ -353,10 +363,20 @@ static void handle_fault(int fd, const struct uffd_msg *msg)
 	 * half-served. */
 	pthread_rwlock_rdlock(&aspace_lock);
 	fault_answered = false;
+	answered_on = -1;
 	int rc = resolve_with_wait(fd, addr, wp, write, tid);
 
-	/* If the mapping moved to the other userfaultfd meanwhile, these
-	 * miss; harmless: moving it woke the thread, which faults again. */
+	/*
+	 * The thread sleeps on @fd.  Installs and lifted protections wake the
+	 * waiters of the mapping's userfaultfd, which is another one if the
+	 * mapping moved between the two (tracking.c).  Moving it wakes the
+	 * threads waiting then, but a fault can still reach the old one after
+	 * that wake-up: the kernel wakes before it unregisters each VMA, and a
+	 * fault under the per-VMA lock is not held off by the mmap lock the
+	 * move holds.  So a fault answered on another userfaultfd is woken
+	 * here too.
+	 */
+	bool woken_elsewhere = answered_on >= 0 && answered_on != fd;
 	if (rc == -EINPROGRESS) {
 		/* Asleep until the pager answers (fault_wait_complete). */
 	} else if (rc == -ESRCH) {
@@ -365,7 +385,7 @@ static void handle_fault(int fd, const struct uffd_msg *msg)
 	} else if (rc < 0) {
 		atomic_fetch_add(&engine.sigbus_faults, 1);
 		poison(fd, addr);
-	} else if (!wp && !fault_answered) {
+	} else if ((!wp && !fault_answered) || (wp && answered_on < 0) || woken_elsewhere) {
 		wake(fd, addr, PAGE_SIZE); /* a write-protect fault was lifted under the lock */
 	}
 	pthread_rwlock_unlock(&aspace_lock);
