@@ -403,6 +403,7 @@ bool pmm_window_data_run(const struct pmm_window *w, uint64_t from, uint64_t end
 
 void pmm_frame_adopt(struct pmm_window *w, uint64_t pg)
 {
+	(void)pg; /* only checked */
 	UVMO_ASSERT(pg < w->pages);
 	uint64_t cur = atomic_fetch_add(&pool.frames, 1) + 1;
 	uint64_t peak = atomic_load(&pool.peak_frames);
