@@ -208,13 +208,19 @@ void pmm_flush_fills(void)
 	deferred.n = 0;
 	if (installer && installer->fill(installer->ctx, w, pg, n, src) == 0)
 		return;
-	/* The installer did part of it or none: copy every page by hand (a
-	 * page it did is rewritten with the same bytes).  Too late to fail:
-	 * the frames are counted, so a host out of memory gets a plain copy,
-	 * which the kernel backs or kills us for, like any memory. */
-	for (uint64_t i = 0; i < n; i++)
-		if (fill_hole(slot_offset(w, pg + i), src + i * PAGE_SIZE) < 0)
+	/* The installer did part of it or none: copy the rest by hand.  A
+	 * page it did is left alone — it is mapped already, and a thread may
+	 * have written it since (every slot of the run was a hole before, so
+	 * a populated one is the installer's).  Too late to fail: the frames
+	 * are counted, so a host out of memory gets a plain copy, which the
+	 * kernel backs or kills us for, like any memory. */
+	for (uint64_t i = 0; i < n; i++) {
+		off_t off = slot_offset(w, pg + i);
+		if (lseek(pool.fd, off, SEEK_DATA) == off)
+			continue;
+		if (fill_hole(off, src + i * PAGE_SIZE) < 0)
 			memcpy(pmm_slot_addr(w, pg + i), src + i * PAGE_SIZE, PAGE_SIZE);
+	}
 }
 
 void pmm_set_installer(const struct pmm_installer *i)
