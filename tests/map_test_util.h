@@ -304,4 +304,42 @@ static inline void join_workers(pthread_t *t, int n)
 		cr_assert_eq(pthread_join(t[i], NULL), 0);
 }
 
+/* ---- a writer for "a snapshot shows one instant" tests ---------------------
+ * It stores round numbers into @words words, word by word in address order;
+ * a snapshot taken at one instant therefore shows round r in a prefix of the
+ * words and round r - 1 in the rest (or one round everywhere). */
+struct instant_writer {
+	volatile uint64_t *w;
+	size_t words;
+	atomic_bool stop;
+	uint64_t rounds;
+};
+
+static inline void *instant_write(void *arg)
+{
+	struct instant_writer *iw = arg;
+	uint64_t r = 0;
+	while (!atomic_load(&iw->stop)) {
+		r++;
+		for (size_t i = 0; i < iw->words; i++)
+			iw->w[i] = r;
+	}
+	iw->rounds = r;
+	return NULL;
+}
+
+/* The first word of @got (@words long) that breaks "one instant", or
+ * @words; *@cut: where round r - 1 starts. */
+static inline size_t instant_break(const uint64_t *got, size_t words, size_t *cut)
+{
+	uint64_t a = got[0];
+	size_t i = 0;
+	while (i < words && got[i] == a)
+		i++;
+	*cut = i;
+	while (i < words && a > 0 && got[i] == a - 1)
+		i++;
+	return i;
+}
+
 #endif /* UVMO_TESTS_MAP_TEST_UTIL_H */

@@ -421,34 +421,14 @@ Test(restore, snapshot_works_with_the_pool_full)
 	cr_assert_leq(stats_now().committed_bytes, 32 * PG);
 }
 
-/* The writer stores round numbers word by word, in address order; a
- * snapshot taken at one instant therefore shows round r in a prefix of the
- * words and round r - 1 in the rest (or one round everywhere). */
+/* Snapshots of a VMO another thread writes (instant_writer, map_test_util.h). */
 #define INSTANT_PAGES 32u
-
-struct instant_writer {
-	volatile uint64_t *w;
-	atomic_bool stop;
-	uint64_t rounds;
-};
-
-static void *instant_write(void *arg)
-{
-	struct instant_writer *iw = arg;
-	uint64_t r = 0;
-	while (!atomic_load(&iw->stop)) {
-		r++;
-		for (size_t i = 0; i < INSTANT_PAGES * WORDS; i++)
-			iw->w[i] = r;
-	}
-	iw->rounds = r;
-	return NULL;
-}
 
 Test(restore, snapshot_of_a_vmo_written_by_another_thread_is_one_instant, .timeout = 60)
 {
 	uvmo_vmo_t *v = make_vmo(INSTANT_PAGES * PG, 0);
-	struct instant_writer iw = { .w = (volatile uint64_t *)map_rw(v) };
+	struct instant_writer iw = { .w = (volatile uint64_t *)map_rw(v),
+				     .words = INSTANT_PAGES * WORDS };
 	atomic_init(&iw.stop, false);
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, instant_write, &iw), 0);
@@ -460,12 +440,7 @@ Test(restore, snapshot_of_a_vmo_written_by_another_thread_is_one_instant, .timeo
 		uvmo_vmo_t *s = take_snapshot(v);
 		expect_ok(uvmo_vmo_read(s, got, 0, INSTANT_PAGES * PG));
 		uint64_t a = got[0];
-		size_t i = 0;
-		while (i < INSTANT_PAGES * WORDS && got[i] == a)
-			i++;
-		size_t cut = i;
-		while (i < INSTANT_PAGES * WORDS && a > 0 && got[i] == a - 1)
-			i++;
+		size_t cut, i = instant_break(got, INSTANT_PAGES * WORDS, &cut);
 		if (i != INSTANT_PAGES * WORDS) {
 			atomic_store(&iw.stop, true);
 			pthread_join(t, NULL);

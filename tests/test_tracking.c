@@ -1213,25 +1213,6 @@ Test(tracking, writes_racing_moves_between_the_tiers_are_not_lost)
  * round r in a prefix of the words and round r - 1 in the rest. */
 #define INSTANT_PAGES 16u
 
-struct instant_writer {
-	volatile uint64_t *w;
-	atomic_bool stop;
-	uint64_t rounds;
-};
-
-static void *instant_write(void *arg)
-{
-	struct instant_writer *iw = arg;
-	uint64_t r = 0;
-	while (!atomic_load(&iw->stop)) {
-		r++;
-		for (size_t i = 0; i < INSTANT_PAGES * WORDS; i++)
-			iw->w[i] = r;
-	}
-	iw->rounds = r;
-	return NULL;
-}
-
 Test(tracking, snapshot_of_an_async_vmo_written_by_another_thread_is_one_instant)
 {
 	uint64_t *got = malloc(INSTANT_PAGES * PG);
@@ -1242,7 +1223,8 @@ Test(tracking, snapshot_of_an_async_vmo_written_by_another_thread_is_one_instant
 		uvmo_vmo_t *s0 = take_snapshot(v);
 		memset(m, 0, INSTANT_PAGES * PG);
 		go_async(v, s0, m);
-		struct instant_writer iw = { .w = (volatile uint64_t *)m };
+		struct instant_writer iw = { .w = (volatile uint64_t *)m,
+					     .words = INSTANT_PAGES * WORDS };
 		atomic_init(&iw.stop, false);
 		pthread_t t;
 		cr_assert_eq(pthread_create(&t, NULL, instant_write, &iw), 0);
@@ -1256,12 +1238,7 @@ Test(tracking, snapshot_of_an_async_vmo_written_by_another_thread_is_one_instant
 		cr_assert_eq(pthread_join(t, NULL), 0);
 		cr_assert_eq(rc, 0, "snapshot or read returned %d (%s)", rc, rc_name(rc));
 		uint64_t a = got[0];
-		size_t i = 0;
-		while (i < INSTANT_PAGES * WORDS && got[i] == a)
-			i++;
-		size_t cut = i;
-		while (i < INSTANT_PAGES * WORDS && a > 0 && got[i] == a - 1)
-			i++;
+		size_t cut, i = instant_break(got, INSTANT_PAGES * WORDS, &cut);
 		cr_assert_eq(i, INSTANT_PAGES * WORDS,
 			     "snapshot %d is not one instant: word 0 holds round %llu, words from %zu"
 			     " round %llu, but word %zu (page %zu) holds %llu (writer: %llu rounds)",

@@ -118,6 +118,18 @@ struct cow_tree {
 	pthread_cond_t fill_ended;
 };
 
+/* A growing array of page offsets (page_set_add). */
+struct page_set {
+	uint64_t *pgs;
+	size_t len, cap;
+};
+
+static inline int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 struct cow_node {
 	struct cow_tree *tree;
 	struct cow_node *parent;
@@ -160,8 +172,7 @@ struct cow_node {
 	 * last restore (node_set_entry appends; duplicates allowed), so that
 	 * the next restore need not read the whole page list. */
 	struct changed_pages {
-		uint64_t *pgs;
-		size_t len, cap;
+		struct page_set set;
 		bool valid;
 	} changed;
 	/* tracking.c: the window's file offset when the node went async */
@@ -180,6 +191,11 @@ static inline bool node_hidden(const struct cow_node *n)
 {
 	return n->flags & N_HIDDEN;
 }
+
+/* The hidden nodes borrowing frames from non-hidden @n's window: by (L1)
+ * the chain directly above it. */
+#define FOR_EACH_LENDER(x, n) \
+	for (x = (n)->parent; x && node_hidden(x) && x->lender == (n)->home; x = x->parent)
 
 static inline uint64_t size_pages(uint64_t bytes)
 {
@@ -340,11 +356,6 @@ void cow_claim_home_slot(struct cow_node *n, uint64_t pg);
 int cow_release_page(struct cow_node *n, uint64_t pg, bool leave_marker);
 
 /* ---- ops.c ---- */
-/* A growing array of page offsets. */
-struct page_set {
-	uint64_t *pgs;
-	size_t len, cap;
-};
 int page_set_add(struct page_set *s, uint64_t pg);
 /* The pages of @n in [first, end) at which anything exists: an entry of @n
  * or of an ancestor within what @n sees of it. */

@@ -42,8 +42,8 @@ bool cow_page_seen_by_others(const struct cow_node *h, uint64_t pg,
  * By (L1) only the chain directly above @n can lend from it, at offset pg. */
 static struct cow_node *lent_frame_owner(struct cow_node *n, uint64_t pg)
 {
-	for (struct cow_node *p = n->parent;
-	     p && node_hidden(p) && p->lender == n->home; p = p->parent) {
+	struct cow_node *p;
+	FOR_EACH_LENDER(p, n) {
 		uint16_t e = pl_get(&p->pages, pg);
 		if ((e & E_PRESENT) && !(e & E_HOME))
 			return p;

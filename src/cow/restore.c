@@ -65,12 +65,6 @@ static struct cow_node *common_ancestor(struct cow_node *v, struct cow_node *s,
 	return NULL;
 }
 
-static int u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* Pages below @stop on the way up from @n, in [0, end); *@sources counts
  * the nodes that added any (2 for an unsorted list).  @n's own pages
  * restored from @s are skipped: they are known to be equal (the restore
@@ -83,8 +77,8 @@ static int collect_below(struct cow_node *n, struct cow_node *stop, uint64_t end
 		bool skip_restored = x == n && n->restored_from == s->id;
 		size_t before = out->len;
 		if (skip_restored && n->changed.valid) {
-			for (size_t i = 0; i < n->changed.len; i++) {
-				uint64_t pg = n->changed.pgs[i];
+			for (size_t i = 0; i < n->changed.set.len; i++) {
+				uint64_t pg = n->changed.set.pgs[i];
 				if (pg < end && !(pl_get(&n->pages, pg) & E_RESTORED) &&
 				    page_set_add(out, pg) < 0)
 					return -ENOMEM;
@@ -297,7 +291,7 @@ int cow_restore(struct cow_node *v, struct cow_node *s)
 		/* Every entry of V now equals S (E_RESTORED) or is a zero
 		 * marker S shows too: what changes from here on is all the
 		 * next restore has to look at. */
-		v->changed.len = 0;
+		v->changed.set.len = 0;
 		v->changed.valid = true;
 	}
 	if (rc == 0 && in_loop)
@@ -347,23 +341,13 @@ static size_t changed_limit(const struct cow_node *n)
 void restore_note_change(struct cow_node *n, uint64_t pg)
 {
 	struct changed_pages *c = &n->changed;
-	if (c->len == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		uint64_t *p = c->len >= changed_limit(n) ? NULL
-							 : realloc(c->pgs, cap * sizeof(*p));
-		if (!p) {
-			c->valid = false; /* the next restore reads the page list */
-			return;
-		}
-		c->pgs = p;
-		c->cap = cap;
-	}
-	c->pgs[c->len++] = pg;
+	if (c->set.len >= changed_limit(n) || page_set_add(&c->set, pg) < 0)
+		c->valid = false; /* the next restore reads the page list */
 }
 
 void restore_drop_changes(struct cow_node *n)
 {
-	free(n->changed.pgs);
+	free(n->changed.set.pgs);
 	n->changed = (struct changed_pages){ 0 };
 }
 

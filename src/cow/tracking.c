@@ -98,11 +98,6 @@ static void adopt_strays(struct cow_node *n)
 	}
 }
 
-/* The hidden nodes lending frames from @n's window (L1: directly above). */
-#define FOR_EACH_LENDER(x, n) \
-	for (struct cow_node *x = (n)->parent; \
-	     x && node_hidden(x) && x->lender == (n)->home; x = x->parent)
-
 /* Pages @n shows from an ancestor (it has no entry there, and the content
  * found is not zero): A2 wants them to be @n's own. */
 static int inherited_pages(struct cow_node *n, struct page_set *out)
@@ -148,6 +143,7 @@ static int own_shared_pages(struct cow_node *n)
 	/* What is still lent is invisible to @n (a zero marker, or past its
 	 * limits): claiming moves it to its owner's window, or frees it. */
 	set = (struct page_set){ 0 };
+	struct cow_node *x;
 	FOR_EACH_LENDER(x, n) {
 		uint64_t pg;
 		uint16_t e;

@@ -152,22 +152,16 @@ static void check_entries(struct walk *wk, const struct cow_node *n)
 	      (unsigned long long)n->committed, (unsigned long long)present);
 }
 
-static int u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* restore.c: while the set of pages changed since the last restore is
  * kept, every entry outside it is still restored or a zero marker. */
 static void check_changed_pages(const struct cow_node *n)
 {
-	size_t len = n->changed.len;
+	size_t len = n->changed.set.len;
 	uint64_t *sorted = malloc((len ? len : 1) * sizeof(*sorted));
 	if (!sorted)
 		abort();
 	if (len) { /* memcpy and qsort want a valid pointer even for none */
-		memcpy(sorted, n->changed.pgs, len * sizeof(*sorted));
+		memcpy(sorted, n->changed.set.pgs, len * sizeof(*sorted));
 		qsort(sorted, len, sizeof(*sorted), u64_cmp);
 	}
 	uint64_t pg;
@@ -187,8 +181,8 @@ static void check_async_node(const struct cow_node *n)
 {
 	CHECK(!node_hidden(n) && !(n->flags & (N_PAGED | N_PAGED_CHILD)), n,
 	      "async tracking of a node that cannot have it");
-	for (const struct cow_node *x = n->parent;
-	     x && node_hidden(x) && x->lender == n->home; x = x->parent) {
+	const struct cow_node *x;
+	FOR_EACH_LENDER(x, n) {
 		uint64_t pg;
 		uint16_t e;
 		PL_FOREACH(&x->pages, 0, UINT64_MAX, pg, e)

@@ -142,7 +142,7 @@ void pmm_frame_free(struct pmm_window *w, uint64_t pg, uint64_t n);
  * becomes a hole.  Charges nothing (one frame before, one after). */
 void pmm_frame_move(struct pmm_window *dst, uint64_t dpg,
 		   struct pmm_window *src, uint64_t spg);
-/* True if the slot is populated in the memfd (a syscall: for validation). */
+/* True if the slot is populated in the memfd (a syscall). */
 bool pmm_slot_populated(const struct pmm_window *w, uint64_t pg);
 /* The first run of populated slots of @w in [from, end): true and
  * [*first, *last) if there is one (SEEK_DATA / SEEK_HOLE: a syscall each). */

@@ -215,10 +215,9 @@ void pmm_flush_fills(void)
 	 * are counted, so a host out of memory gets a plain copy, which the
 	 * kernel backs or kills us for, like any memory. */
 	for (uint64_t i = 0; i < n; i++) {
-		off_t off = slot_offset(w, pg + i);
-		if (lseek(pool.fd, off, SEEK_DATA) == off)
+		if (pmm_slot_populated(w, pg + i))
 			continue;
-		if (fill_hole(off, src + i * PAGE_SIZE) < 0)
+		if (fill_hole(slot_offset(w, pg + i), src + i * PAGE_SIZE) < 0)
 			memcpy(pmm_slot_addr(w, pg + i), src + i * PAGE_SIZE, PAGE_SIZE);
 	}
 }
