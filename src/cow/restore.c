@@ -314,9 +314,10 @@ int cow_diff(struct cow_node *v, struct cow_node *s, uint64_t off, uint64_t len,
 		return -EINVAL;
 	tree_lock(v->tree);
 	int rc = range_overflows(off, len) || off + len > v->size ? -ERANGE : 0;
-	tracking_harvest(v);
-	if (rc == 0)
+	if (rc == 0) {
+		tracking_harvest(v);
 		rc = candidates(v, s, size_pages(v->size), &set);
+	}
 	uint64_t first = off >> PAGE_SHIFT, end = (off + len) >> PAGE_SHIFT;
 	for (size_t i = 0; rc == 0 && i < set.len; i++) {
 		uint64_t pg = set.pgs[i];
