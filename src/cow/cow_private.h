@@ -147,6 +147,10 @@ struct cow_node {
 
 	uint64_t id;
 	uint32_t flags; /* N_* */
+	/* !(flags & (N_PAGED | N_PAGED_CHILD)), kept apart because fault
+	 * handlers read it without the tree lock while @flags may change
+	 * under it: set before the node is handed out, never changed. */
+	bool installs_writable;
 	uint32_t refs;  /* holders outside the tree; 0 for hidden nodes */
 
 	LIST_HEAD(, cow_mapping) mappings; /* non-hidden nodes */

@@ -118,7 +118,7 @@ void cow_notify_protect(struct cow_node *n, uint64_t first, uint64_t end)
 
 bool cow_fault_installs_writable(const struct cow_node *n)
 {
-	return !(n->flags & (N_PAGED | N_PAGED_CHILD)); /* immutable flags */
+	return n->installs_writable;
 }
 
 int cow_fault(struct cow_node *n, uint64_t pg, uint64_t ahead, bool write,

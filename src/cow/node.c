@@ -55,6 +55,7 @@ int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
 	n->tree = tree;
 	n->size = size;
 	n->flags = flags;
+	n->installs_writable = !(flags & (N_PAGED | N_PAGED_CHILD));
 	n->id = atomic_fetch_add(&next_id, 1);
 	pl_init(&n->pages);
 	tree->nodes++;

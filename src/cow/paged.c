@@ -48,6 +48,7 @@ int cow_create_paged(uint64_t size, uint64_t capacity, uint32_t flags,
 	if (rc < 0)
 		return rc;
 	n->flags |= N_PAGED;
+	n->installs_writable = false;
 	if (flags & COW_TRAP_DIRTY)
 		n->flags |= N_TRAP_DIRTY;
 	n->source = source;

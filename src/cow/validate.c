@@ -233,6 +233,8 @@ static void check_shape(const struct cow_node *n)
 	if (n->parent)
 		CHECK(node_hidden(n->parent) || node_paged(n->parent), n,
 		      "parent is neither hidden nor paged");
+	CHECK(n->installs_writable == !(n->flags & (N_PAGED | N_PAGED_CHILD)), n,
+	      "installs_writable disagrees with the node's kind");
 	if (node_async(n))
 		check_async_node(n);
 	if (n->changed.valid)

@@ -407,12 +407,16 @@ static void handle_fault(int fd, const struct uffd_msg *msg)
 #define DORMANT_NS 10000000L /* 10 ms */
 
 static _Atomic uint32_t active_handlers;
+/* How many handlers run, for the handlers themselves (engine.nthreads is
+ * the starting and stopping thread's own, written while they run). */
+static _Atomic uint32_t started_handlers;
 static _Atomic uint32_t recall_generation; /* a futex word */
 static _Atomic uint32_t last_faulting_thread;
 
 static void recall_dormant_handlers(void)
 {
-	if (atomic_load_explicit(&active_handlers, memory_order_relaxed) >= engine.nthreads)
+	if (atomic_load_explicit(&active_handlers, memory_order_relaxed) >=
+	    atomic_load_explicit(&started_handlers, memory_order_relaxed))
 		return;
 	atomic_fetch_add(&recall_generation, 1);
 	syscall(SYS_futex, &recall_generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
@@ -527,6 +531,7 @@ int engine_start(uint32_t threads, uint32_t tracking)
 		goto fail;
 	}
 	atomic_store(&active_handlers, threads);
+	atomic_store(&started_handlers, threads);
 	for (uint32_t i = 0; i < threads; i++) {
 		long cpu = pin ? (long)i : -1;
 		if (pthread_create(&engine.threads[i], NULL, handler_main,
