@@ -7,8 +7,11 @@
  * read three ways, cold (page cache dropped: `sync; echo 3 >
  * /proc/sys/vm/drop_caches` when root, plus posix_fadvise DONTNEED) and
  * warm (file in the page cache):
- *   uvmo   a fresh file VMO (uvmo_file_vmo_open) mapped read-only into the
- *          root VMAR; every access faults pages in through the pager;
+ *   uvmo   a fresh READONLY file VMO (uvmo_file_vmo_open) mapped read-only
+ *          into the root VMAR: a mapping of the file itself, served by the
+ *          kernel's page cache (checked: uvmo_stats.direct_file_mappings);
+ *   uvmo-P (for information) the same with UVMO_FILE_PAGED: every access
+ *          faults pages in through the pager into the VMO's own frames;
  *   mmap   mmap(MAP_SHARED, PROT_READ) of the file;
  *   pread  a pread(2) loop (1 MiB buffers sequentially, 4 KiB at random);
  *   mmap-R (random only, for information) mmap with MADV_RANDOM: the
@@ -155,16 +158,23 @@ static double scan(const uint8_t *p, uint64_t size, enum pattern pat)
 	return t;
 }
 
-static double read_uvmo(int fd, uint64_t size, enum pattern pat)
+static double read_uvmo_with(int fd, uint64_t size, enum pattern pat, uint32_t options)
 {
 	uvmo_vmo_t *vmo;
-	int rc = uvmo_file_vmo_open(fd, UVMO_FILE_READONLY, &vmo);
+	int rc = uvmo_file_vmo_open(fd, UVMO_FILE_READONLY | options, &vmo);
 	if (rc < 0)
 		die_err("uvmo_file_vmo_open", -rc);
 	void *addr;
 	rc = uvmo_vmar_map(uvmo_vmar_root(), UVMO_PERM_READ, 0, vmo, 0, size, &addr);
 	if (rc < 0)
 		die_err("uvmo_vmar_map", -rc);
+	struct uvmo_stats st;
+	uvmo_get_stats(&st);
+	if ((st.direct_file_mappings == 1) != !(options & UVMO_FILE_PAGED)) {
+		fprintf(stderr, "pager_bench: the mapping is %sa direct one\n",
+			st.direct_file_mappings ? "" : "not ");
+		exit(2);
+	}
 	double t = scan(addr, size, pat);
 	uvmo_vmar_unmap(uvmo_vmar_root(), addr, size);
 	uvmo_vmo_close(vmo);
@@ -179,6 +189,16 @@ static double read_mmap(int fd, uint64_t size, enum pattern pat)
 	double t = scan(p, size, pat);
 	munmap(p, size);
 	return t;
+}
+
+static double read_uvmo(int fd, uint64_t size, enum pattern pat)
+{
+	return read_uvmo_with(fd, size, pat, 0);
+}
+
+static double read_uvmo_paged(int fd, uint64_t size, enum pattern pat)
+{
+	return read_uvmo_with(fd, size, pat, UVMO_FILE_PAGED);
 }
 
 /* mmap told MADV_RANDOM: the kernel then reads no more than it faults. */
@@ -218,11 +238,12 @@ static double read_pread(int fd, uint64_t size, enum pattern pat)
 }
 
 /* Frames already in the VMO (uvmo's own cache, like the page cache for
- * mmap): a fresh mapping of a file VMO read once before.  Best of rounds. */
+ * mmap): a fresh mapping of a PAGED file VMO read once before.  Best of
+ * rounds. */
 static double read_uvmo_present(int fd, uint64_t size, enum pattern pat)
 {
 	uvmo_vmo_t *vmo;
-	int rc = uvmo_file_vmo_open(fd, UVMO_FILE_READONLY, &vmo);
+	int rc = uvmo_file_vmo_open(fd, UVMO_FILE_READONLY | UVMO_FILE_PAGED, &vmo);
 	if (rc < 0)
 		die_err("uvmo_file_vmo_open", -rc);
 	void *addr;
@@ -374,14 +395,15 @@ int main(int argc, char **argv)
 		{ "rand 4K cold", RANDOM, true, 0.7 },
 		{ "rand 4K warm", RANDOM, false, 0.7 },
 	};
-	double t_u[4], t_m[4], t_p[4], t_present[2], t_mr[2];
+	double t_u[4], t_up[4], t_m[4], t_p[4], t_present[2], t_mr[2];
 	/* Rounds interleave uvmo and its baselines, so load from the rest of
 	 * the machine weighs on all of them alike; each figure is the median. */
 	for (int c = 0; c < 4; c++) {
-		double m[ROUNDS], u[ROUNDS], p[ROUNDS], mr[ROUNDS];
+		double m[ROUNDS], u[ROUNDS], up[ROUNDS], p[ROUNDS], mr[ROUNDS];
 		for (int r = 0; r < ROUNDS; r++) {
 			m[r] = measure(read_mmap, fd, size, cases[c].pat, cases[c].cold);
 			u[r] = measure(read_uvmo, fd, size, cases[c].pat, cases[c].cold);
+			up[r] = measure(read_uvmo_paged, fd, size, cases[c].pat, cases[c].cold);
 			p[r] = measure(read_pread, fd, size, cases[c].pat, cases[c].cold);
 			if (cases[c].pat == RANDOM)
 				mr[r] = measure(read_mmap_madv_random, fd, size, RANDOM,
@@ -389,6 +411,7 @@ int main(int argc, char **argv)
 		}
 		t_m[c] = median(m, ROUNDS);
 		t_u[c] = median(u, ROUNDS);
+		t_up[c] = median(up, ROUNDS);
 		t_p[c] = median(p, ROUNDS);
 		if (cases[c].pat == RANDOM)
 			t_mr[cases[c].cold ? 0 : 1] = median(mr, ROUNDS);
@@ -426,8 +449,17 @@ int main(int argc, char **argv)
 			row(name, bytes, t_u[c], t_mr[cases[c].cold ? 0 : 1], "mmap-R", 0);
 		}
 	}
-	row("seq, VMO frames present", size, t_present[0], t_m[1], "mmap", 0);
-	row("rand, VMO frames present", RANDOM_PAGES * PAGE, t_present[1], t_m[3], "mmap", 0);
+	printf("pager path (UVMO_FILE_PAGED), for information:\n");
+	for (int c = 0; c < 4; c++) {
+		uint64_t bytes = cases[c].pat == SEQUENTIAL ? size : RANDOM_PAGES * PAGE;
+		char name[64];
+		snprintf(name, sizeof name, "P %s", cases[c].name);
+		row(name, bytes, t_up[c], t_m[c], "mmap", 0);
+		snprintf(name, sizeof name, "P %s", cases[c].name);
+		row(name, bytes, t_up[c], t_p[c], "pread", 0);
+	}
+	row("P seq, frames present", size, t_present[0], t_m[1], "mmap", 0);
+	row("P rand, frames present", RANDOM_PAGES * PAGE, t_present[1], t_m[3], "mmap", 0);
 	if (t_dd > 0)
 		row("writeback 256M + fsync", WRITEBACK_BYTES, t_sync, t_dd, "dd", 0.8);
 	else

@@ -17,6 +17,7 @@
 #include <criterion/redirect.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -541,9 +542,12 @@ Test(file_pager, a_mapped_file_four_times_the_memory_limit_reads_fully_with_boun
 {
 	uint64_t size = 4 * LIMIT_HIGH;
 	int fd = make_file(size, 18, O_RDWR);
-	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	/* PAGED: the mapping goes through the pager (a direct one holds
+	 * no frames at all; see the direct mapping tests). */
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY | UVMO_FILE_PAGED);
 	expect_ok(uvmo_file_vmo_set_memory_limit(v, LIMIT_HIGH, LIMIT_LOW));
 	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, size);
+	cr_assert_eq(stats_now().direct_file_mappings, 0);
 	uint8_t *f = file_bytes(fd, NULL);
 	for (uint64_t off = 0; off < size; off += PG) {
 		expect_same_bytes(m + off, f + off, PG, "mapped page");
@@ -1036,6 +1040,22 @@ Test(file_pager, closing_a_synced_writeback_vmo_says_nothing, .init = capture_st
 	uvmo_vmo_close(w.warm);
 }
 
+/* fork(); the child runs @checks (an int expression: 0, or the number of
+ * the check that failed) and exits with it; the parent asserts 0. */
+#define expect_child_passes(checks)                                           \
+	do {                                                                  \
+		fflush(NULL);                                                 \
+		pid_t pid_ = fork();                                          \
+		cr_assert(pid_ >= 0);                                         \
+		if (pid_ == 0)                                                \
+			_exit(checks);                                        \
+		int status_;                                                  \
+		cr_assert_eq(waitpid(pid_, &status_, 0), pid_);               \
+		cr_assert(WIFEXITED(status_), "the child died (status 0x%x)", status_); \
+		cr_assert_eq(WEXITSTATUS(status_), 0, "child check %d failed", \
+			     WEXITSTATUS(status_));                           \
+	} while (0)
+
 /* fork(): the child has no file pager thread.  Pages present at fork read
  * the file; absent ones fail (the core detaches the child's pager VMOs)
  * instead of waiting for ever; a new open in the child starts a file pager
@@ -1063,14 +1083,218 @@ Test(file_pager, a_forked_child_fails_absent_pages_and_can_open_files_again, .ti
 	uvmo_vmo_t *v = open_file_vmo(fd, 0);
 	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 256 * PG);
 	cr_assert_eq(m[0], pattern_byte(30, 0));
-	fflush(NULL);
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0)
-		_exit(child_checks(fd, v, m));
-	int status;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status), "the child died (status 0x%x)", status);
-	cr_assert_eq(WEXITSTATUS(status), 0, "child check %d failed", WEXITSTATUS(status));
+	expect_child_passes(child_checks(fd, v, m));
 	expect_mem_pattern(m + 230 * PG, PG, 30, 230 * PG);
+}
+
+/* ---------------------------------------------------------------------- */
+/* read-only mappings of the file itself                                  */
+/* ---------------------------------------------------------------------- */
+
+/* What a read of every page through a mapping of @v cost uvmo. */
+struct mapped_read_cost {
+	uint64_t missing_faults, frames;
+};
+
+static uint64_t page_round_up(uint64_t x)
+{
+	return (x + PG - 1) & ~(uint64_t)(PG - 1);
+}
+
+static struct mapped_read_cost read_all_mapped(uvmo_vmo_t *v, int fd, uint64_t size,
+					       uint32_t *direct_out)
+{
+	struct uvmo_stats before = stats_now();
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, page_round_up(size));
+	*direct_out = (uint32_t)(stats_now().direct_file_mappings - before.direct_file_mappings);
+	uint8_t *f = file_bytes(fd, NULL);
+	expect_same_bytes(m, f, size, "mapped byte");
+	expect_mem_val(m + size, page_round_up(size) - size, 0);
+	struct uvmo_stats after = stats_now();
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m, page_round_up(size)));
+	free(f);
+	return (struct mapped_read_cost){
+		after.missing_faults - before.missing_faults,
+		(after.committed_bytes - before.committed_bytes) / PG,
+	};
+}
+
+Test(file_pager, a_readonly_mapping_maps_the_file_itself_and_costs_uvmo_nothing)
+{
+	int fd = make_file(64 * PG + 77, 40, O_RDONLY);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uint32_t direct;
+	struct mapped_read_cost c = read_all_mapped(v, fd, 64 * PG + 77, &direct);
+	cr_assert_eq(direct, 1, "the mapping is not a direct one");
+	cr_assert_eq(c.missing_faults, 0, "%llu faults reached uvmo",
+		     (unsigned long long)c.missing_faults);
+	cr_assert_eq(c.frames, 0);
+	cr_assert_eq(stats_now().direct_file_mappings, 0, "the unmap was not counted");
+}
+
+Test(file_pager, the_paged_option_serves_readonly_mappings_through_the_pager)
+{
+	int fd = make_file(64 * PG + 77, 41, O_RDONLY);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY | UVMO_FILE_PAGED);
+	uint32_t direct;
+	struct mapped_read_cost c = read_all_mapped(v, fd, 64 * PG + 77, &direct);
+	cr_assert_eq(direct, 0);
+	cr_assert_gt(c.missing_faults, 0);
+	cr_assert_eq(c.frames, 65);
+}
+
+Test(file_pager, only_readonly_vmos_are_mapped_directly)
+{
+	int fd = make_file(16 * PG, 42, O_RDWR);
+	uvmo_vmo_t *plain = open_file_vmo(fd, 0);
+	uvmo_vmo_t *wb = open_file_vmo(fd, UVMO_FILE_WRITEBACK);
+	uvmo_vmo_t *ro = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uvmo_vmo_t *child = NULL;
+	expect_ok(uvmo_vmo_create_child(ro, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 16 * PG,
+					&child));
+	map_vmo(root_vmar(), PERM_R, plain, 0, 16 * PG);
+	map_vmo(root_vmar(), PERM_R, wb, 0, 16 * PG);
+	map_vmo(root_vmar(), PERM_R, child, 0, 16 * PG);
+	cr_assert_eq(stats_now().direct_file_mappings, 0);
+	map_vmo(root_vmar(), PERM_R, ro, 0, 16 * PG);
+	cr_assert_eq(stats_now().direct_file_mappings, 1);
+}
+
+/* Calls, a direct mapping, a pager-served mapping and an at-least-on-write
+ * child all show the same bytes; the child's writes stay its own. */
+Test(file_pager, a_direct_mapping_agrees_with_calls_children_and_paged_mappings)
+{
+	int fd = make_file(32 * PG, 43, O_RDONLY);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uint8_t *direct = map_vmo(root_vmar(), PERM_R, v, 0, 32 * PG);
+	uvmo_vmo_t *child = NULL;
+	expect_ok(uvmo_vmo_create_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 4 * PG,
+					16 * PG, &child));
+	uint8_t *cm = map_vmo(root_vmar(), PERM_RW, child, 0, 16 * PG);
+	memset(cm + 3 * PG, 0xc3, PG);
+	uint8_t buf[PG];
+	for (uint64_t pg = 0; pg < 32; pg++) {
+		expect_ok(uvmo_vmo_read(v, buf, pg * PG, PG));
+		expect_same_bytes(direct + pg * PG, buf, PG, "direct vs call");
+		expect_mem_pattern(buf, PG, 43, pg * PG);
+		if (pg >= 4 && pg < 20 && pg != 7)
+			expect_same_bytes(cm + (pg - 4) * PG, buf, PG, "child vs call");
+	}
+	expect_mem_val(cm + 3 * PG, PG, 0xc3);
+	expect_mem_pattern(direct + 7 * PG, PG, 43, 7 * PG);
+	/* A snapshot of the slice the user holds reads the same too. */
+	uvmo_vmo_t *snap = NULL;
+	expect_ok(uvmo_vmo_create_child(v, UVMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE, 0, 32 * PG,
+					&snap));
+	expect_ok(uvmo_vmo_read(snap, buf, 30 * PG, PG));
+	expect_same_bytes(direct + 30 * PG, buf, PG, "direct vs snapshot");
+}
+
+Test(file_pager, a_direct_mapping_refuses_writes_and_follows_protect_and_unmap)
+{
+	int fd = make_file(16 * PG, 44, O_RDWR);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 16 * PG);
+	expect_write_signal(SIGSEGV, m + 2 * PG);
+	expect_rc(-EACCES, uvmo_vmar_protect(root_vmar(), PERM_RW, m, 16 * PG));
+	/* Protect the middle to nothing, unmap a page: the mapping splits,
+	 * and every piece still shows the file (and is counted). */
+	expect_ok(uvmo_vmar_protect(root_vmar(), 0, m + 4 * PG, 4 * PG));
+	expect_read_signal(SIGSEGV, m + 5 * PG);
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m + 10 * PG, PG));
+	cr_assert_eq(stats_now().direct_file_mappings, 4); /* [0,4) [4,8) [8,10) [11,16) */
+	expect_mem_pattern(m + 2 * PG, PG, 44, 2 * PG);
+	expect_mem_pattern(m + 9 * PG, PG, 44, 9 * PG);
+	expect_mem_pattern(m + 12 * PG, PG, 44, 12 * PG);
+	expect_read_signal(SIGSEGV, m + 10 * PG);
+	expect_ok(uvmo_vmar_protect(root_vmar(), PERM_R, m + 4 * PG, 4 * PG));
+	expect_mem_pattern(m + 5 * PG, PG, 44, 5 * PG);
+	/* The file is unchanged. */
+	uint8_t page[PG];
+	cr_assert_eq(pread(fd, page, PG, 2 * PG), (ssize_t)PG);
+	expect_mem_pattern(page, PG, 44, 2 * PG);
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m, 16 * PG));
+	cr_assert_eq(stats_now().direct_file_mappings, 0);
+}
+
+Test(file_pager, map_range_populates_a_direct_mapping)
+{
+	int fd = make_file(16 * PG, 45, O_RDONLY);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	void *addr = NULL;
+	expect_ok(uvmo_vmar_map(root_vmar(), PERM_R | UVMO_VMAR_MAP_RANGE, 0, v, 0, 16 * PG, &addr));
+	unsigned char vec[16];
+	cr_assert_eq(mincore(addr, 16 * PG, vec), 0);
+	for (int i = 0; i < 16; i++)
+		cr_assert(vec[i] & 1, "page %d is not resident", i);
+	expect_mem_pattern((uint8_t *)addr + 15 * PG, PG, 45, 15 * PG);
+	expect_rc(-EACCES, uvmo_vmar_op_range(root_vmar(), UVMO_OP_DECOMMIT, addr, 16 * PG));
+}
+
+/* The VMO keeps the file's size at open: a READONLY handle is a slice,
+ * which no mapping reaches past, so a file that grew shows no more. */
+Test(file_pager, a_readonly_vmo_is_never_mapped_past_its_end_even_when_the_file_grows,
+     .timeout = 30)
+{
+	int fd = make_file(4 * PG, 46, O_RDWR);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	void *addr = NULL;
+	/* A READONLY handle is a slice, which never shows past its end. */
+	expect_rc(-ERANGE, uvmo_vmar_map(root_vmar(), PERM_R | UVMO_VMAR_ALLOW_FAULTS, 0, v, 0,
+					 8 * PG, &addr));
+	cr_assert_eq(ftruncate(fd, 8 * PG), 0);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 4 * PG);
+	expect_mem_pattern(m + 3 * PG, PG, 46, 3 * PG);
+	uint64_t size = 0;
+	expect_ok(uvmo_vmo_get_size(v, &size));
+	cr_assert_eq(size, 4 * PG, "the VMO's size follows the file");
+}
+
+/* What a direct mapping promises about the file changing underneath (see
+ * uvmo_file_vmo_open): like mmap, it shows another writer's bytes. */
+Test(file_pager, a_direct_mapping_shows_later_writes_to_the_file_like_mmap)
+{
+	int fd = make_file(8 * PG, 47, O_RDWR);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 8 * PG);
+	expect_mem_pattern(m + PG, PG, 47, PG);
+	uint8_t page[PG];
+	memset(page, 0x47, PG);
+	cr_assert_eq(pwrite(fd, page, PG, PG), (ssize_t)PG);
+	expect_mem_val(m + PG, PG, 0x47);
+}
+
+static int direct_child_checks(uint8_t *m)
+{
+	uint8_t b = 0;
+	if (probe_read(m + 200 * PG, &b) != 0 || b != pattern_byte(48, 200 * PG))
+		return 1;
+	if (probe_write(m + 3 * PG, 1) != SIGSEGV)
+		return 2;
+	return 0;
+}
+
+/* A fork() child keeps its direct mappings whole: they need no pager (the
+ * child has none) — even pages never touched before the fork read. */
+Test(file_pager, a_forked_child_reads_its_direct_mappings, .timeout = 60)
+{
+	int fd = make_file(256 * PG, 48, O_RDONLY);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 256 * PG);
+	cr_assert_eq(m[0], pattern_byte(48, 0));
+	expect_child_passes(direct_child_checks(m));
+	expect_mem_pattern(m + 230 * PG, PG, 48, 230 * PG);
+}
+
+Test(file_pager, the_paged_option_is_accepted_with_every_mode_and_nothing_else_new)
+{
+	int fd = make_file(4 * PG, 49, O_RDWR);
+	uvmo_vmo_t *out = NULL;
+	expect_ok(uvmo_file_vmo_open(fd, UVMO_FILE_PAGED, &out));
+	uvmo_vmo_close(out);
+	expect_ok(uvmo_file_vmo_open(fd, UVMO_FILE_WRITEBACK | UVMO_FILE_PAGED, &out));
+	uvmo_vmo_close(out);
+	expect_rc(-EINVAL, uvmo_file_vmo_open(fd, UVMO_FILE_READONLY | UVMO_FILE_WRITEBACK |
+							  UVMO_FILE_PAGED, &out));
+	expect_rc(-EINVAL, uvmo_file_vmo_open(fd, 1u << 3, &out));
 }

@@ -126,6 +126,7 @@ struct uvmo_stats {
 	uint64_t dirty_tracking;
 	uint64_t async_tracked_vmos;   /**< VMOs whose mapped writes the kernel tracks now */
 	uint64_t dirty_scans;          /**< PAGEMAP_SCAN passes over mappings */
+	uint64_t direct_file_mappings; /**< live mappings of a file itself (READONLY file VMOs) */
 };
 
 #define UVMO_DIRTY_TRACKING_SYNC  1 /**< see uvmo_stats.dirty_tracking */
@@ -621,6 +622,7 @@ void uvmo_pager_destroy(uvmo_pager_t *pager);
 /* uvmo_file_vmo_open options */
 #define UVMO_FILE_READONLY  (1u << 0) /**< the VMO handle cannot write (-EACCES) */
 #define UVMO_FILE_WRITEBACK (1u << 1) /**< uvmo_file_vmo_sync and the last close write changes to the file */
+#define UVMO_FILE_PAGED     (1u << 2) /**< READONLY: mappings go through the pager too (see uvmo_file_vmo_open) */
 
 /**
  * uvmo_file_vmo_open - a VMO showing the content of the file @fd.
@@ -638,7 +640,19 @@ void uvmo_pager_destroy(uvmo_pager_t *pager);
  * are lost, which is said on stderr naming the file.  A fork() child never
  * writes the parent's changes back.  A file I/O error reaches a faulting
  * thread as SIGBUS and a call as -EIO.
- * Errors: -EINVAL (NULL @out, unknown options, both flags, fd not a
+ *
+ * Read-only mappings of a UVMO_FILE_READONLY VMO map the file itself, as
+ * mmap(2) of it would (unless UVMO_FILE_PAGED): the kernel serves them from
+ * its page cache, with its own read-ahead and fault-around, and no access
+ * ever waits for uvmo; they hold no frames of the pool (the memory limit
+ * does not apply to them; the page cache is reclaimable).  Calls, children
+ * and UVMO_FILE_PAGED mappings go through the pager and see the same bytes
+ * — while the file does not change underneath: like mmap, a direct mapping
+ * shows another process's later writes to the file at once (the pager's
+ * frames show them once re-read), and a file truncated under it raises
+ * SIGBUS past its new end even on pages read before.  uvmo_stats counts
+ * such mappings in direct_file_mappings.
+ * Errors: -EINVAL (NULL @out, unknown options, both READONLY and WRITEBACK, fd not a
  * regular file, an empty file), -EBADF (bad fd, O_PATH fd), -EACCES (an
  * O_WRONLY fd; WRITEBACK on a fd not opened O_RDWR), -ERANGE (file larger
  * than UVMO_VMO_MAX_SIZE), -ENOMEM.  Thread-safety: safe.

@@ -345,6 +345,17 @@ int pager_vmo_key(uvmo_vmo_t *vmo, uvmo_pager_t **pager, uint64_t *key)
 	return rc;
 }
 
+int pager_vmo_map_directly(uvmo_vmo_t *vmo, int fd)
+{
+	int rc;
+	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
+	if (!obj)
+		return rc;
+	rc = obj->slice ? -EINVAL : cow_set_direct_file(obj->node, fd);
+	vmo_put(obj);
+	return rc;
+}
+
 int pager_vmo_keep(uvmo_vmo_t *vmo, uvmo_vmo_t **kept)
 {
 	int rc;

@@ -256,6 +256,7 @@ UVMO_EXPORT int uvmo_get_stats(struct uvmo_stats *out)
 						 : UVMO_DIRTY_TRACKING_SYNC;
 	out->async_tracked_vmos = cs.async_nodes;
 	out->dirty_scans = us.dirty_scans;
+	out->direct_file_mappings = us.direct_file_mappings;
 	out->vmars = handle_count(HANDLE_VMAR);
 	return 0;
 }

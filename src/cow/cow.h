@@ -255,6 +255,19 @@ bool cow_is_paged(const struct cow_node *n);
 int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t visible,
 		    uint64_t capacity, uint32_t flags, bool snapshot_modified,
 		    struct cow_node **out);
+/*
+ * Paged root @n shows a file's content, exactly, and nothing can write it
+ * (a READONLY file VMO): read-only mappings of it may then be mappings of
+ * the file itself (cow_direct_file), which the kernel serves from its page
+ * cache with no fault ever reaching uvmo.  Everything else — calls,
+ * children, the pager's supplies and evictions — goes on through the
+ * window, which holds the same bytes.  @fd is duplicated.  Call before @n
+ * is mapped or handed out.  0, -EINVAL (not a paged root), -EMFILE.
+ */
+int cow_set_direct_file(struct cow_node *n, int fd);
+/* The descriptor set by cow_set_direct_file (the node's own; valid while
+ * the node lives), or -1.  Lock-free. */
+int cow_direct_file(const struct cow_node *n);
 /* True for such a child (it cannot have clones of its own). */
 bool cow_is_paged_child(struct cow_node *n);
 /* The source serving paged root @n, or NULL (not paged, or detached). */

@@ -151,6 +151,10 @@ struct cow_node {
 	 * handlers read it without the tree lock while @flags may change
 	 * under it: set before the node is handed out, never changed. */
 	bool installs_writable;
+	/* Paged roots that nothing can write, whose content is a file's
+	 * (cow_set_direct_file): our own descriptor of the file; -1 otherwise.
+	 * Set before the node is handed out, never changed (read lock-free). */
+	int direct_fd;
 	uint32_t refs;  /* holders outside the tree; 0 for hidden nodes */
 
 	LIST_HEAD(, cow_mapping) mappings; /* non-hidden nodes */

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cow/cow_private.h"
 
@@ -56,6 +57,7 @@ int node_alloc(struct cow_tree *tree, uint64_t size, uint32_t flags,
 	n->size = size;
 	n->flags = flags;
 	n->installs_writable = !(flags & (N_PAGED | N_PAGED_CHILD));
+	n->direct_fd = -1;
 	n->id = atomic_fetch_add(&next_id, 1);
 	pl_init(&n->pages);
 	tree->nodes++;
@@ -78,6 +80,8 @@ void node_free(struct cow_node *n)
 		pmm_window_unref(n->home);
 	if (n->lender)
 		pmm_window_unref(n->lender);
+	if (n->direct_fd >= 0)
+		close(n->direct_fd);
 	atomic_fetch_sub(&cow_counters.nodes, 1);
 	if (node_hidden(n))
 		atomic_fetch_sub(&cow_counters.hidden_nodes, 1);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 
 #include "cow/cow_private.h"
 
@@ -326,6 +327,22 @@ static void populate_supplied(struct cow_node *n, uint64_t first, uint64_t end)
 			m->ops->populate(m, pg, run);
 		pg = run;
 	}
+}
+
+int cow_set_direct_file(struct cow_node *n, int fd)
+{
+	if (!node_paged(n) || n->parent || n->direct_fd >= 0 || !LIST_EMPTY(&n->mappings))
+		return -EINVAL;
+	int ours = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (ours < 0)
+		return errno == EMFILE || errno == ENFILE ? -EMFILE : -EINVAL;
+	n->direct_fd = ours;
+	return 0;
+}
+
+int cow_direct_file(const struct cow_node *n)
+{
+	return n->direct_fd;
 }
 
 int cow_pager_supply(struct cow_node *n, uint64_t off, uint64_t len, const void *data)

@@ -235,6 +235,8 @@ static void check_shape(const struct cow_node *n)
 		      "parent is neither hidden nor paged");
 	CHECK(n->installs_writable == !(n->flags & (N_PAGED | N_PAGED_CHILD)), n,
 	      "installs_writable disagrees with the node's kind");
+	CHECK(n->direct_fd < 0 || (node_paged(n) && !n->parent), n,
+	      "a file to map directly on a node that is not a paged root");
 	if (node_async(n))
 		check_async_node(n);
 	if (n->changed.valid)

@@ -8,7 +8,9 @@
  *
  * A file VMO is a pager VMO of our pager whose key names a file_state.
  * READONLY hands out a NO_WRITE slice of it and closes the pager handle
- * (pager calls keep accepting that handle while the VMO lives).
+ * (pager calls keep accepting that handle while the VMO lives); nothing
+ * can write that VMO, so its read-only mappings may map the file itself
+ * (pager_vmo_map_directly) unless UVMO_FILE_PAGED asks otherwise.
  *
  * WRITEBACK VMOs: the file pager keeps a handle of its own to each
  * (pager_vmo_keep), so that the VMO outlives the user's last handle and
@@ -33,7 +35,8 @@
 #include "pager/file_private.h"
 #include "pager/pager.h"
 
-#define FILE_OPTIONS (UVMO_FILE_READONLY | UVMO_FILE_WRITEBACK)
+#define FILE_OPTIONS (UVMO_FILE_READONLY | UVMO_FILE_WRITEBACK | UVMO_FILE_PAGED)
+#define BOTH_MODES (UVMO_FILE_READONLY | UVMO_FILE_WRITEBACK)
 
 /* Guards the creation and destruction of the file pager itself. */
 static pthread_mutex_t file_pager_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -321,7 +324,7 @@ UVMO_EXPORT int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out)
 {
 	struct stat st;
 
-	if (!out || (options & ~FILE_OPTIONS) || options == FILE_OPTIONS)
+	if (!out || (options & ~FILE_OPTIONS) || (options & BOTH_MODES) == BOTH_MODES)
 		return -EINVAL;
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return -EBADF;
@@ -376,6 +379,14 @@ UVMO_EXPORT int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out)
 	f->kept = kept;
 	pthread_mutex_unlock(&f->lock);
 	if (options & UVMO_FILE_READONLY) {
+		/* Nobody will write it: its content is the file's. */
+		if (!(options & UVMO_FILE_PAGED)) {
+			rc = pager_vmo_map_directly(vmo, f->fd);
+			if (rc < 0) {
+				uvmo_vmo_close(vmo);
+				return rc;
+			}
+		}
 		uvmo_vmo_t *ro;
 		rc = uvmo_vmo_create_child(vmo, UVMO_CHILD_SLICE | UVMO_CHILD_NO_WRITE, 0,
 					   f->vmo_size, &ro);

@@ -101,5 +101,10 @@ int pager_vmo_key(uvmo_vmo_t *vmo, uvmo_pager_t **pager, uint64_t *key);
  * closed too.  Not counted in uvmo_stats.vmos.  0, -EINVAL (a slice, or not
  * pager-backed), -ENOENT (not served any more), -ENOMEM, -EBADF. */
 int pager_vmo_keep(uvmo_vmo_t *vmo, uvmo_vmo_t **kept);
+/* For the file pager: the pager-backed VMO @vmo (a whole VMO, not yet
+ * mapped) holds exactly the content of file @fd and no handle will ever
+ * write it, so read-only mappings of it may map the file itself
+ * (cow_set_direct_file).  0, -EINVAL, -EMFILE, -EBADF. */
+int pager_vmo_map_directly(uvmo_vmo_t *vmo, int fd);
 
 #endif

@@ -596,5 +596,6 @@ void uffd_get_stats(struct uffd_stats *out)
 	out->wp_faults = atomic_load(&engine.wp_faults);
 	out->sigbus_faults = atomic_load(&engine.sigbus_faults);
 	out->dirty_scans = atomic_load(&engine.dirty_scans);
+	out->direct_file_mappings = mapping_direct_count();
 	out->async_tracking = engine.async_fd >= 0;
 }

@@ -32,6 +32,8 @@ static bool forking;
 static void protect_mapping(struct mapping *m, void *arg)
 {
 	(void)arg;
+	if (m->direct)
+		return; /* read-only, and the child's is the same file */
 	/* Held-up writes need write-protect faults: the async tier lets
 	 * them through. */
 	cow_tracking_leave_async(m->node);

@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mapping.c — one mapping: a MAP_SHARED VMA over its node's window,
- * registered with userfaultfd, kept coherent by cow's callbacks.
+ * registered with userfaultfd, kept coherent by cow's callbacks; or, for a
+ * read-only mapping of a node whose content is a file's and that nothing
+ * writes (cow_direct_file), a MAP_SHARED VMA of the file itself, which the
+ * kernel serves from its page cache (read-ahead and fault-around
+ * included) and which cow's callbacks leave alone: no snapshot, supply or
+ * window move can change what it must show.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -47,10 +53,37 @@ static int map_window(struct mapping *m, uint64_t file_offset, bool write_protec
 	return 0;
 }
 
+static _Atomic uint64_t direct_mappings;
+
+uint64_t mapping_direct_count(void)
+{
+	return atomic_load(&direct_mappings);
+}
+
+/* Map the file at the node offset into place (no userfaultfd). */
+static int map_file(struct mapping *m)
+{
+	void *p = mmap((void *)(uintptr_t)m->r.start, len_of(m), prot_of(m->perms),
+		       MAP_SHARED | MAP_FIXED, cow_direct_file(m->node), (off_t)m->node_offset);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
 static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_protect,
 		   bool track_async)
 {
 	struct mapping *m = of(cm);
+	if (m->direct) {
+		if (map_file(m) == 0) {
+			/* After fork() the child maps it again: counted once. */
+			if (!m->installed)
+				atomic_fetch_add(&direct_mappings, 1);
+			m->installed = true;
+			return 0;
+		}
+		/* (A file the kernel will not map so, e.g. PROT_EXEC on a
+		 * noexec mount: through the pager, like any paged VMO.) */
+		m->direct = false;
+	}
 	m->async = track_async;
 	int rc = map_window(m, file_offset, write_protect);
 	if (rc < 0) {
@@ -82,7 +115,7 @@ static void write_protect(struct cow_mapping *cm, uint64_t first, uint64_t end)
 	struct mapping *m = of(cm);
 	uint64_t addr, len;
 	/* Dead or not: until its range is released it is still mapped. */
-	if (node_range_in(m, first, end, &addr, &len))
+	if (!m->direct && node_range_in(m, first, end, &addr, &len))
 		engine_write_protect(mapping_uffd(m), addr, len, true);
 }
 
@@ -97,7 +130,7 @@ static void write_protect(struct cow_mapping *cm, uint64_t first, uint64_t end)
 static int set_tracking(struct cow_mapping *cm, bool async)
 {
 	struct mapping *m = of(cm);
-	if (m->dead || !m->installed || m->async == async)
+	if (m->dead || !m->installed || m->async == async || m->direct)
 		return 0;
 	int rc = engine_unregister(mapping_uffd(m), m->r.start, len_of(m));
 	if (rc < 0)
@@ -145,7 +178,7 @@ static void populate(struct cow_mapping *cm, uint64_t first, uint64_t end)
 {
 	struct mapping *m = of(cm);
 	uint64_t addr, len;
-	if (!m->dead && node_range_in(m, first, end, &addr, &len))
+	if (!m->dead && !m->direct && node_range_in(m, first, end, &addr, &len))
 		madvise((void *)(uintptr_t)addr, len, MADV_POPULATE_READ); /* best effort */
 }
 
@@ -154,7 +187,7 @@ static void window_changed(struct cow_mapping *cm, uint64_t file_offset,
 {
 	struct mapping *m = of(cm);
 
-	if (m->dead)
+	if (m->dead || m->direct)
 		return;
 	if (file_offset != m->file_offset) {
 		/* The window moved: map it anew.  Borrowed frames moved with
@@ -192,6 +225,8 @@ int mapping_create(struct vmar *v, uint64_t addr, uint64_t len,
 	m->node_limit = t->limit ? t->base + t->limit : UINT64_MAX;
 	m->perms = perms;
 	m->writable = t->writable;
+	m->direct = cow_direct_file(t->node) >= 0 && t->limit && !t->writable &&
+		    !(perms & UVMO_PERM_WRITE) && m->node_offset + len <= m->node_limit;
 	m->cm.ops = &mapping_ops;
 	int rc = cow_mapping_attach(m->node, &m->cm, m->node_offset + len);
 	if (rc < 0) {
@@ -210,6 +245,8 @@ static void mark_dead(void *arg)
 
 static void detach_and_free(struct mapping *m)
 {
+	if (m->direct && m->installed)
+		atomic_fetch_sub(&direct_mappings, 1);
 	cow_mapping_detach(m->node, &m->cm);
 	free(m);
 }
@@ -231,6 +268,8 @@ int mapping_split(struct mapping *m, uint64_t addr, struct mapping **right)
 	if (!r)
 		return -ENOMEM;
 	*r = *m;
+	if (r->direct && r->installed)
+		atomic_fetch_add(&direct_mappings, 1);
 	r->r.start = addr;
 	r->node_offset = m->node_offset + (addr - m->r.start);
 	cow_mapping_attach_split(r->node, &r->cm);

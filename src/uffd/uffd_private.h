@@ -41,6 +41,11 @@ struct mapping {
 	bool writable;          /* the VMO handle may write */
 	uint64_t file_offset;   /* of the node's window when last mapped */
 	bool async;             /* registered with the async-tracking userfaultfd */
+	/* A mapping of the file itself (cow_direct_file): no window, no
+	 * userfaultfd; the kernel serves it.  Decided at creation: read-only
+	 * mappings of such a node within a slice's bounds (a slice never
+	 * reaches past the file VMO's end). */
+	bool direct;
 	bool installed;
 	bool dead;              /* being unmapped: never remapped again */
 	/* Fault-ahead, per sequential stream (several threads may each walk
@@ -86,6 +91,8 @@ int mapping_protect_range(struct mapping *m, uint64_t start, uint64_t end,
 			  uint32_t perms);
 /* Split @m at @addr; the new right part is returned (already in the tree). */
 int mapping_split(struct mapping *m, uint64_t addr, struct mapping **right);
+/* Live mappings that map a file directly. */
+uint64_t mapping_direct_count(void);
 
 /* engine.c */
 struct engine {
