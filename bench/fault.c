@@ -20,7 +20,10 @@
  *     B7  fork() + _exit + waitpid of a process with 256 MiB populated (run in
  *         a helper process forked before uvmo starts, so uvmo's threads and
  *         mappings do not weigh on it);
- *     B8  kernel anonymous faults from 2 threads: aggregate rate / 1 thread.
+ *     B8  kernel anonymous faults from 2 threads: aggregate rate / 1 thread;
+ *     B2s (for information) B2 on a MAP_SHARED memfd mapping, the kind of
+ *         memory uvmo's mappings are: what shmem's UFFDIO_COPY costs over
+ *         anonymous memory's.
  *
  *   uvmo (targets from the issue)
  *     1   first write to each page of a fresh VMO through a mapping: <= 1.5x B1
@@ -203,6 +206,7 @@ enum meas {
 	M_ANON,      /* B1: ns per page */
 	M_UFFD_PIN,  /* B2 */
 	M_UFFD_FREE, /* B3 */
+	M_UFFD_SHMEM, /* B2s */
 	M_WP_PIN,    /* B4 */
 	M_WP_FREE,   /* B5 */
 	M_MEMCPY,    /* B6 */
@@ -222,7 +226,8 @@ enum meas {
 
 /* The table row each measurement feeds. */
 static const char *const row_of[M_COUNT] = {
-	[M_ANON] = "B1", [M_UFFD_PIN] = "B2", [M_UFFD_FREE] = "B3", [M_WP_PIN] = "B4",
+	[M_ANON] = "B1", [M_UFFD_PIN] = "B2", [M_UFFD_FREE] = "B3", [M_UFFD_SHMEM] = "B2s",
+	[M_WP_PIN] = "B4",
 	[M_WP_FREE] = "B5", [M_MEMCPY] = "B6", [M_FORK] = "B7", [M_ANON_T1] = "B8",
 	[M_ANON_T2] = "B8", [M_FIRST] = "1", [M_SEQ] = "2a", [M_RAND] = "2b",
 	[M_COW] = "3", [M_T1] = "4", [M_T2] = "4", [M_POPULATE] = "5", [M_SNAP] = "5",
@@ -381,6 +386,8 @@ static void print_table(void)
 	line("B1", "kernel anon first-touch write fault", b1, NULL, -1, 0, 0, NULL);
 	line("B2", "uffd MISSING round trip (UFFDIO_COPY), same CPU", b2, NULL, -1, 0, 0, NULL);
 	line("B3", "uffd MISSING round trip, unpinned", b3, "B2", b2, 3, 0, NULL);
+	line("B2s", "uffd MISSING round trip on shmem (memfd), same CPU", med(M_UFFD_SHMEM), "B2",
+	     b2, 3, 0, NULL);
 	line("B4", "uffd WP round trip + 4 KiB memcpy, same CPU", b4, NULL, -1, 0, 0, NULL);
 	line("B5", "uffd WP round trip + 4 KiB memcpy, unpinned", b5, "B4", b4, 3, 0, NULL);
 	line("B6", "4 KiB memcpy alone", med(M_MEMCPY), NULL, -1, 0, 0, NULL);
@@ -397,6 +404,8 @@ static void print_table(void)
 	e = err_of(M_RAND, M_RAND);
 	line("2b", "read inherited pages of a snapshot, random order", med(M_RAND), "B2", b2, 1,
 	     TARGET_INHERIT_RND, e);
+	line("", "  (the same against the shmem uffd round trip)", med(M_RAND), "B2s",
+	     med(M_UFFD_SHMEM), 3, 0, NULL);
 	line("", "  (the same against the unpinned uffd round trip)", med(M_RAND), "B3", b3, 3,
 	     0, NULL);
 	e = err_of(M_COW, M_COW);
@@ -635,9 +644,23 @@ static void *mini_handler(void *arg)
 	}
 }
 
+/* A MAP_SHARED mapping of a fresh memfd of @len bytes (shmem), untouched. */
+static char *shmem_map(size_t len)
+{
+	int fd = memfd_create("fault-bench", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)len) != 0)
+		die("memfd: %s", strerror(errno));
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		die("mmap(memfd): %s", strerror(errno));
+	return p;
+}
+
 /* One round of the minimal handler: @wp selects WP mode, @pinned puts the
- * faulting thread and the handler on the same CPU. */
-static int run_mini_uffd(bool wp, bool pinned, enum meas m)
+ * faulting thread and the handler on the same CPU, @shmem (MISSING only)
+ * faults on a memfd mapping instead of anonymous memory. */
+static int run_mini_uffd_on(bool wp, bool pinned, bool shmem, enum meas m)
 {
 	size_t len = ((size_t)PAGES + 1) * PAGE;
 	struct mini_uffd u = { .wp = wp, .cpu = pinned ? cpus[0] : -1 };
@@ -654,7 +677,7 @@ static int run_mini_uffd(bool wp, bool pinned, enum meas m)
 	}
 	if (ioctl(u.fd, UFFDIO_API, &api) != 0)
 		die("UFFDIO_API: %s", strerror(errno));
-	u.area = anon_map(len);
+	u.area = shmem ? shmem_map(len) : anon_map(len);
 	u.sentinel = u.area + (size_t)PAGES * PAGE;
 	if (wp) {
 		struct uffdio_writeprotect prot;
@@ -719,7 +742,13 @@ out:
 	return rc;
 }
 
+static int run_mini_uffd(bool wp, bool pinned, enum meas m)
+{
+	return run_mini_uffd_on(wp, pinned, false, m);
+}
+
 static int run_uffd_pinned(void) { return run_mini_uffd(false, true, M_UFFD_PIN); }
+static int run_uffd_shmem(void) { return run_mini_uffd_on(false, true, true, M_UFFD_SHMEM); }
 static int run_uffd_free(void) { return run_mini_uffd(false, false, M_UFFD_FREE); }
 static int run_wp_pinned(void) { return run_mini_uffd(true, true, M_WP_PIN); }
 static int run_wp_free(void) { return run_mini_uffd(true, false, M_WP_FREE); }
@@ -1124,6 +1153,7 @@ static struct group groups[] = {
 	{ "B1 kernel anon fault", run_anon, false },
 	{ "B2 uffd MISSING, same CPU", run_uffd_pinned, false },
 	{ "B3 uffd MISSING, unpinned", run_uffd_free, false },
+	{ "B2s uffd MISSING on shmem, same CPU", run_uffd_shmem, false },
 	{ "B4 uffd WP + memcpy, same CPU", run_wp_pinned, false },
 	{ "B5 uffd WP + memcpy, unpinned", run_wp_free, false },
 	{ "B6 memcpy", run_memcpy, false },
