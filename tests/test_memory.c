@@ -1047,3 +1047,47 @@ Test(memory, closing_clones_of_a_chain_at_offsets_keeps_no_unseen_pages)
 	uvmo_vmo_close(a);
 	cr_assert_eq(stats_now().committed_bytes, 0);
 }
+
+/* Page lists of 64 chunks or more (16 MiB of pages) are also indexed in a
+ * lookup table (src/cow/pagelist.h): pages spread over a whole 1 TiB VMO,
+ * and a dense run, through a snapshot, writes on both sides, decommits and
+ * closes.  Validation builds check the table against the tree after every
+ * call; the bytes and the pool's accounting are checked here. */
+#define SPREAD 150u
+Test(memory, large_sparse_page_lists_keep_every_page_through_clones_and_closes)
+{
+	uint64_t meta = stats_now().metadata_bytes;
+	uvmo_vmo_t *v = make_vmo(UVMO_VMO_MAX_SIZE, 0);
+	uint64_t step = (UVMO_VMO_MAX_SIZE / SPREAD) & ~(uint64_t)(PG - 1);
+	uint8_t b;
+	for (uint64_t i = 0; i < SPREAD; i++) {
+		b = (uint8_t)(i + 1);
+		expect_ok(uvmo_vmo_write(v, &b, i * step + 7, 1));
+	}
+	for (uint64_t pg = 32; pg < 100 * 64; pg += 32) /* 100 chunks, dense */
+		fill_page(v, pg, 0x77);
+	uvmo_vmo_t *s = make_child(v, UVMO_CHILD_SNAPSHOT, 0, UVMO_VMO_MAX_SIZE);
+	for (uint64_t i = 0; i < SPREAD; i += 2) {
+		b = 0xee;
+		expect_ok(uvmo_vmo_write(v, &b, i * step + 7, 1));
+	}
+	for (uint64_t i = 1; i < SPREAD; i += 4)
+		expect_ok(uvmo_vmo_op_range(v, UVMO_OP_DECOMMIT, i * step, PG));
+	for (uint64_t i = 0; i < SPREAD; i++) {
+		expect_ok(uvmo_vmo_read(s, &b, i * step + 7, 1));
+		cr_assert_eq(b, (uint8_t)(i + 1), "snapshot byte %llu", (unsigned long long)i);
+		expect_ok(uvmo_vmo_read(v, &b, i * step + 7, 1));
+		uint8_t want = i % 2 == 0 ? 0xee : i % 4 == 1 ? 0 : (uint8_t)(i + 1);
+		cr_assert_eq(b, want, "byte %llu", (unsigned long long)i);
+	}
+	expect_page(s, 96, 0x77);
+	uvmo_vmo_close(s); /* the hidden node merges into v */
+	for (uint64_t i = 3; i < SPREAD; i += 4) {
+		expect_ok(uvmo_vmo_read(v, &b, i * step + 7, 1));
+		cr_assert_eq(b, (uint8_t)(i + 1), "byte %llu after the merge", (unsigned long long)i);
+	}
+	expect_page(v, 6368, 0x77);
+	uvmo_vmo_close(v);
+	cr_assert_eq(stats_now().committed_bytes, 0);
+	cr_assert_eq(stats_now().metadata_bytes, meta, "page-list memory was not all given back");
+}
