@@ -86,6 +86,7 @@ struct result {
 	double uvmo_reset_ns;  /* median reset after K dirty pages */
 	double uvmo_run_ns;    /* median of the K writes alone */
 	double scan_ns;        /* median reset after no write, measured after these runs */
+	double kernel_scan_ns; /* mean time in PAGEMAP_SCAN per reset after K writes */
 };
 
 static struct result results[NUM_SIZES][NUM_DIRTY];
@@ -264,7 +265,8 @@ static double *reset_samples, *run_samples;
 
 /* One round: medians of run + reset, run alone and reset alone. */
 static void uvmo_round(uint8_t *state, size_t pages, size_t dirty, double *exec_ns,
-		       double *run_ns, double *reset_ns, double *cpu_per_exec_ns)
+		       double *run_ns, double *reset_ns, double *cpu_per_exec_ns,
+		       double *kernel_scan_ns)
 {
 	/* Warm-up: the first resets after arm take the pages over. */
 	for (int i = 0; i < 3; i++) {
@@ -273,6 +275,8 @@ static void uvmo_round(uint8_t *state, size_t pages, size_t dirty, double *exec_
 	}
 
 	size_t done = 0;
+	struct uvmo_stats st0, st1;
+	check(uvmo_get_stats(&st0), "uvmo_get_stats");
 	double cpu_before = cpu_ns(RUSAGE_SELF);
 	uint64_t start = now_ns();
 	while (keep_going(done, start)) {
@@ -287,6 +291,8 @@ static void uvmo_round(uint8_t *state, size_t pages, size_t dirty, double *exec_
 		done++;
 	}
 	*cpu_per_exec_ns = (cpu_ns(RUSAGE_SELF) - cpu_before) / (double)done;
+	check(uvmo_get_stats(&st1), "uvmo_get_stats");
+	*kernel_scan_ns = (double)(st1.dirty_scan_ns - st0.dirty_scan_ns) / (double)done;
 	*exec_ns = median(samples, done);
 	*run_ns = median(run_samples, done);
 	*reset_ns = median(reset_samples, done);
@@ -340,7 +346,7 @@ static void run_measurements(void)
 
 		for (size_t d = 0; d < NUM_DIRTY; d++) {
 			double fork_ns[ROUNDS], exec_ns[ROUNDS], run_ns[ROUNDS], reset_ns[ROUNDS],
-				scan_ns[ROUNDS], fork_cpu[ROUNDS], uvmo_cpu[ROUNDS];
+				scan_ns[ROUNDS], fork_cpu[ROUNDS], uvmo_cpu[ROUNDS], kscan[ROUNDS];
 			for (int r = 0; r < ROUNDS; r++) {
 				fprintf(stderr, "  %zu MiB, K = %zu, round %d/%d\n", state_mib[s],
 					dirty_counts[d], r + 1, ROUNDS);
@@ -348,7 +354,7 @@ static void run_measurements(void)
 				fork_ns[r] = fork.exec_ns;
 				fork_cpu[r] = fork.cpu_ns;
 				uvmo_round(state, pages, dirty_counts[d], &exec_ns[r], &run_ns[r],
-					   &reset_ns[r], &uvmo_cpu[r]);
+					   &reset_ns[r], &uvmo_cpu[r], &kscan[r]);
 				scan_ns[r] = scan_round();
 			}
 			struct result *out = &results[s][d];
@@ -359,6 +365,7 @@ static void run_measurements(void)
 			out->scan_ns = median_of_rounds(scan_ns);
 			out->fork_cpu_ns = median_of_rounds(fork_cpu);
 			out->uvmo_cpu_ns = median_of_rounds(uvmo_cpu);
+			out->kernel_scan_ns = median_of_rounds(kscan);
 		}
 		verify_pristine(state, pages);
 		uvmo_fuzz_release();
@@ -447,6 +454,27 @@ static void print_report(const char *load_before, const char *load_after)
 		}
 	printf("\n'run' is the K writes (the copy-on-write faults), 'reset' the restore; "
 	       "'per page' = (reset - scan) / K.\n");
+
+	/* For information: how much of a reset is the kernel's PAGEMAP_SCAN
+	 * (which re-protects the K written pages too) and how much uvmo's
+	 * own work on the pages it reported (uvmo_stats.dirty_scan_ns). */
+	printf("\nwhere a reset goes (async tier; for information): the kernel's PAGEMAP_SCAN "
+	       "with the K pages written,\nand uvmo's own work per dirty page beyond it\n\n");
+	printf("%-8s %5s | %12s %12s %16s\n", "state", "K", "reset", "kernel scan",
+	       "uvmo per page");
+	printf("---------------+-------------------------------------------\n");
+	for (size_t s = 0; s < NUM_SIZES; s++)
+		for (size_t d = 0; d < NUM_DIRTY; d++) {
+			const struct result *r = &results[s][d];
+			if (r->kernel_scan_ns <= 0)
+				continue; /* the sync tier: no scan */
+			double own = (r->uvmo_reset_ns - r->kernel_scan_ns) / (double)dirty_counts[d];
+			format_time(a, sizeof a, r->uvmo_reset_ns);
+			format_time(b, sizeof b, r->kernel_scan_ns);
+			format_time(c, sizeof c, own > 0 ? own : 0);
+			printf("%4zu MiB %5zu | %12s %12s %16s\n", state_mib[s], dirty_counts[d], a, b,
+			       c);
+		}
 	for (size_t s = 0; s < NUM_SIZES; s++) {
 		format_time(a, sizeof a, fresh_scan_ns[s]);
 		printf("scan right after arm, %zu MiB: %s\n", state_mib[s], a);

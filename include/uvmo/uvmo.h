@@ -127,6 +127,7 @@ struct uvmo_stats {
 	uint64_t async_tracked_vmos;   /**< VMOs whose mapped writes the kernel tracks now */
 	uint64_t dirty_scans;          /**< PAGEMAP_SCAN passes over mappings */
 	uint64_t direct_file_mappings; /**< live mappings of a file itself (READONLY file VMOs) */
+	uint64_t dirty_scan_ns;        /**< time spent in PAGEMAP_SCAN (the kernel's scan and re-protection), ns */
 };
 
 #define UVMO_DIRTY_TRACKING_SYNC  1 /**< see uvmo_stats.dirty_tracking */

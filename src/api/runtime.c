@@ -257,6 +257,7 @@ UVMO_EXPORT int uvmo_get_stats(struct uvmo_stats *out)
 	out->async_tracked_vmos = cs.async_nodes;
 	out->dirty_scans = us.dirty_scans;
 	out->direct_file_mappings = us.direct_file_mappings;
+	out->dirty_scan_ns = us.dirty_scan_ns;
 	out->vmars = handle_count(HANDLE_VMAR);
 	return 0;
 }

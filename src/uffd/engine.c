@@ -149,9 +149,12 @@ int engine_scan_written(uint64_t start, uint64_t len,
 {
 	struct page_region regions[64];
 	uint64_t end = start + len;
+	struct timespec t0, t1;
+	int rc = 0;
 
 	atomic_fetch_add(&engine.dirty_scans, 1);
-	while (start < end) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (start < end && rc == 0) {
 		struct pm_scan_arg scan = {
 			.size = sizeof(scan),
 			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
@@ -163,15 +166,20 @@ int engine_scan_written(uint64_t start, uint64_t len,
 			.return_mask = PAGE_IS_WRITTEN,
 		};
 		long n = ioctl(engine.pagemap_fd, PAGEMAP_SCAN, &scan);
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
 		for (long i = 0; i < n; i++)
 			written(arg, regions[i].start, regions[i].end - regions[i].start);
 		if (scan.walk_end <= start)
-			return -EIO; /* no progress: never loop forever */
+			rc = -EIO; /* no progress: never loop forever */
 		start = scan.walk_end;
 	}
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	atomic_fetch_add(&engine.dirty_scan_ns,
+			 (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)));
+	return rc;
 }
 
 /* Set when an install has woken the faulting thread, so that the fault
@@ -596,6 +604,7 @@ void uffd_get_stats(struct uffd_stats *out)
 	out->wp_faults = atomic_load(&engine.wp_faults);
 	out->sigbus_faults = atomic_load(&engine.sigbus_faults);
 	out->dirty_scans = atomic_load(&engine.dirty_scans);
+	out->dirty_scan_ns = atomic_load(&engine.dirty_scan_ns);
 	out->direct_file_mappings = mapping_direct_count();
 	out->async_tracking = engine.async_fd >= 0;
 }

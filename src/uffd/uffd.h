@@ -102,6 +102,7 @@ int vmar_destroy(struct vmar *v);
 struct uffd_stats {
 	uint64_t missing_faults, wp_faults, sigbus_faults, dirty_scans;
 	uint64_t direct_file_mappings;
+	uint64_t dirty_scan_ns;
 	bool async_tracking; /* the async tier is available */
 };
 void uffd_get_stats(struct uffd_stats *out);

@@ -105,6 +105,7 @@ struct engine {
 	uint32_t nthreads;
 	uint32_t config_threads, config_tracking;
 	_Atomic uint64_t missing_faults, wp_faults, sigbus_faults, dirty_scans;
+	_Atomic uint64_t dirty_scan_ns; /* time inside PAGEMAP_SCAN */
 };
 extern struct engine engine;
 /* @tracking: UVMO_TRACKING_* (uffd.h); -ENOTSUP if ASYNC is impossible. */
