@@ -17,7 +17,9 @@
 #include <criterion/redirect.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1297,4 +1299,93 @@ Test(file_pager, the_paged_option_is_accepted_with_every_mode_and_nothing_else_n
 	expect_rc(-EINVAL, uvmo_file_vmo_open(fd, UVMO_FILE_READONLY | UVMO_FILE_WRITEBACK |
 							  UVMO_FILE_PAGED, &out));
 	expect_rc(-EINVAL, uvmo_file_vmo_open(fd, 1u << 3, &out));
+}
+
+/* The core maps a READONLY VMO from a read-only descriptor of its own: even
+ * an mprotect(2) from outside uvmo cannot make the mapping write the file,
+ * whatever the caller's descriptor allows. */
+Test(file_pager, a_direct_mapping_cannot_be_made_to_write_the_file)
+{
+	int fd = make_file(8 * PG, 50, O_RDWR);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 8 * PG);
+	cr_assert_eq(stats_now().direct_file_mappings, 1);
+	cr_assert_eq(mprotect(m, 8 * PG, PROT_READ | PROT_WRITE), -1);
+	cr_assert_eq(errno, EACCES);
+	expect_write_signal(SIGSEGV, m + PG);
+	uint8_t page[PG];
+	cr_assert_eq(pread(fd, page, PG, PG), (ssize_t)PG);
+	expect_mem_pattern(page, PG, 50, PG);
+}
+
+/* The highest descriptor number open now. */
+static int highest_descriptor(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	int hi = -1;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > hi)
+			hi = atoi(e->d_name);
+	closedir(d);
+	return hi;
+}
+
+/* Mapping directly needs a second descriptor; without one to spare a
+ * READONLY open still succeeds, and its mappings go through the pager. */
+Test(file_pager, a_readonly_open_with_one_descriptor_to_spare_maps_through_the_pager)
+{
+	int fd = make_file(8 * PG, 51, O_RDONLY);
+	uvmo_vmo_t *warm = open_file_vmo(fd, 0); /* the file pager's own descriptors */
+	/* Fill every free number below the highest, then allow one more. */
+	int hi = highest_descriptor(), fill[1024], nfill = 0, x;
+	while ((x = open("/dev/null", O_RDONLY)) >= 0 && x < hi && nfill < 1024)
+		fill[nfill++] = x;
+	cr_assert(x >= hi, "could not fill the descriptor table below %d", hi);
+	close(x); /* every number below x is taken: x is the only one left */
+	struct rlimit old, one_more;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	one_more = old;
+	one_more.rlim_cur = (rlim_t)x + 1;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &one_more), 0);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, 8 * PG);
+	cr_assert_eq(stats_now().direct_file_mappings, 0);
+	expect_mem_pattern(m + 5 * PG, PG, 51, 5 * PG);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	uvmo_vmo_close(warm);
+}
+
+/* On a noexec mount a mapping of the file could never be made executable,
+ * while the pager's frames can: such files are not mapped directly.  Needs
+ * a mount namespace of its own (root); skipped otherwise. */
+Test(file_pager, a_file_on_a_noexec_mount_maps_through_the_pager_and_may_execute)
+{
+	char dir[] = "/tmp/uvmo-noexec-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", dir, "tmpfs", MS_NOEXEC, "size=1m") < 0) {
+		rmdir(dir);
+		cr_skip_test("no mount namespace here (%s)", strerror(errno));
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "%s/f", dir);
+	int fd = open(path, O_RDWR | O_CREAT, 0600);
+	cr_assert(fd >= 0);
+	uint8_t page[PG];
+	fill_pattern(page, PG, 52, 0);
+	cr_assert_eq(pwrite(fd, page, PG, 0), (ssize_t)PG);
+	uvmo_vmo_t *v = open_file_vmo(fd, UVMO_FILE_READONLY);
+	uint8_t *m = map_vmo(root_vmar(), PERM_R, v, 0, PG);
+	cr_assert_eq(stats_now().direct_file_mappings, 0);
+	expect_ok(uvmo_vmar_protect(root_vmar(), UVMO_PERM_READ | UVMO_PERM_EXECUTE, m, PG));
+	expect_mem_pattern(m, PG, 52, 0);
+	expect_ok(uvmo_vmar_unmap(root_vmar(), m, PG));
+	uvmo_vmo_close(v);
+	close(fd);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
 }

@@ -646,17 +646,22 @@ void uvmo_pager_destroy(uvmo_pager_t *pager);
  * mmap(2) of it would (unless UVMO_FILE_PAGED): the kernel serves them from
  * its page cache, with its own read-ahead and fault-around, and no access
  * ever waits for uvmo; they hold no frames of the pool (the memory limit
- * does not apply to them; the page cache is reclaimable).  Calls, children
- * and UVMO_FILE_PAGED mappings go through the pager and see the same bytes
- * — while the file does not change underneath: like mmap, a direct mapping
- * shows another process's later writes to the file at once (the pager's
- * frames show them once re-read), and a file truncated under it raises
- * SIGBUS past its new end even on pages read before.  uvmo_stats counts
- * such mappings in direct_file_mappings.
+ * does not apply to them; the page cache is reclaimable).  For that uvmo
+ * opens the file a second time, read-only, through /proc/self/fd; where it
+ * cannot (no descriptor to spare, no /proc), and for files on hugetlbfs or
+ * a noexec mount, the mappings go through the pager instead.  Calls,
+ * children and UVMO_FILE_PAGED mappings go through the pager and see the
+ * same bytes — while the file does not change underneath: like mmap, a
+ * direct mapping shows later writes to the file by anyone else (another
+ * process, a write(2) of this one, a WRITEBACK VMO of the same file's sync)
+ * at once, where the pager's frames show them once re-read; and a file
+ * truncated under it raises SIGBUS past its new end even on pages read
+ * before.  uvmo_stats counts such mappings in direct_file_mappings.
  * Errors: -EINVAL (NULL @out, unknown options, both READONLY and WRITEBACK, fd not a
  * regular file, an empty file), -EBADF (bad fd, O_PATH fd), -EACCES (an
  * O_WRONLY fd; WRITEBACK on a fd not opened O_RDWR), -ERANGE (file larger
- * than UVMO_VMO_MAX_SIZE), -ENOMEM.  Thread-safety: safe.
+ * than UVMO_VMO_MAX_SIZE), -ENOMEM, -EMFILE (no descriptor left for uvmo's
+ * duplicate).  Thread-safety: safe.
  */
 int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out);
 

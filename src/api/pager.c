@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "pager/pager.h"
@@ -349,9 +350,16 @@ int pager_vmo_map_directly(uvmo_vmo_t *vmo, int fd)
 {
 	int rc;
 	struct uvmo_vmo *obj = vmo_from_handle(vmo, &rc);
-	if (!obj)
+	if (!obj) {
+		close(fd);
 		return rc;
-	rc = obj->slice ? -EINVAL : cow_set_direct_file(obj->node, fd);
+	}
+	if (obj->slice) {
+		close(fd);
+		rc = -EINVAL;
+	} else {
+		rc = cow_set_direct_file(obj->node, fd);
+	}
 	vmo_put(obj);
 	return rc;
 }

@@ -261,8 +261,10 @@ int cow_paged_child(struct cow_node *r, uint64_t off, uint64_t size, uint64_t vi
  * the file itself (cow_direct_file), which the kernel serves from its page
  * cache with no fault ever reaching uvmo.  Everything else — calls,
  * children, the pager's supplies and evictions — goes on through the
- * window, which holds the same bytes.  @fd is duplicated.  Call before @n
- * is mapped or handed out.  0, -EINVAL (not a paged root), -EMFILE.
+ * window, which holds the same bytes.  @n takes @fd (closed when @n dies,
+ * or at once on failure); it should be open read-only, so that nothing can
+ * ever make such a mapping writable.  Call before @n is mapped or handed
+ * out.  0, or -EINVAL (not a paged root, or mapped already).
  */
 int cow_set_direct_file(struct cow_node *n, int fd);
 /* The descriptor set by cow_set_direct_file (the node's own; valid while

@@ -17,7 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
+#include <unistd.h>
 
 #include "cow/cow_private.h"
 
@@ -331,12 +331,11 @@ static void populate_supplied(struct cow_node *n, uint64_t first, uint64_t end)
 
 int cow_set_direct_file(struct cow_node *n, int fd)
 {
-	if (!node_paged(n) || n->parent || n->direct_fd >= 0 || !LIST_EMPTY(&n->mappings))
+	if (!node_paged(n) || n->parent || n->direct_fd >= 0 || !LIST_EMPTY(&n->mappings)) {
+		close(fd);
 		return -EINVAL;
-	int ours = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (ours < 0)
-		return errno == EMFILE || errno == ENFILE ? -EMFILE : -EINVAL;
-	n->direct_fd = ours;
+	}
+	n->direct_fd = fd;
 	return 0;
 }
 

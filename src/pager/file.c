@@ -28,7 +28,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -314,6 +317,32 @@ static int own_descriptor(int fd, int flags, uint32_t options)
 }
 
 /*
+ * The descriptor the core maps a READONLY VMO's mappings from, or -1 if it
+ * should not (they then go through the pager, which always works): opened
+ * anew read-only, so that not even an mprotect(2) from outside uvmo can
+ * make such a mapping write the file; and not on hugetlbfs (a huge-page
+ * mapping cannot be split into uvmo's 4 KiB pieces) nor on a noexec mount
+ * (PROT_EXEC would be refused there, at map or protect time, where the
+ * pager's frames allow it).
+ */
+static int direct_descriptor(int fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	if (ro < 0)
+		return -1;
+	struct statfs fs;
+	struct statvfs vfs;
+	if (fstatfs(ro, &fs) < 0 || fs.f_type == HUGETLBFS_MAGIC || fstatvfs(ro, &vfs) < 0 ||
+	    (vfs.f_flag & ST_NOEXEC)) {
+		close(ro);
+		return -1;
+	}
+	return ro;
+}
+
+/*
  * Arguments first (-EINVAL), then the descriptor (-EBADF), what it is
  * (-EINVAL), its access mode (-EACCES); nothing is created before all of
  * them pass.  An fd opened O_WRONLY cannot be read: -EACCES too.  An empty
@@ -381,11 +410,9 @@ UVMO_EXPORT int uvmo_file_vmo_open(int fd, uint32_t options, uvmo_vmo_t **out)
 	if (options & UVMO_FILE_READONLY) {
 		/* Nobody will write it: its content is the file's. */
 		if (!(options & UVMO_FILE_PAGED)) {
-			rc = pager_vmo_map_directly(vmo, f->fd);
-			if (rc < 0) {
-				uvmo_vmo_close(vmo);
-				return rc;
-			}
+			int direct = direct_descriptor(f->fd);
+			if (direct >= 0)
+				pager_vmo_map_directly(vmo, direct); /* else: the pager serves */
 		}
 		uvmo_vmo_t *ro;
 		rc = uvmo_vmo_create_child(vmo, UVMO_CHILD_SLICE | UVMO_CHILD_NO_WRITE, 0,

@@ -104,7 +104,8 @@ int pager_vmo_keep(uvmo_vmo_t *vmo, uvmo_vmo_t **kept);
 /* For the file pager: the pager-backed VMO @vmo (a whole VMO, not yet
  * mapped) holds exactly the content of file @fd and no handle will ever
  * write it, so read-only mappings of it may map the file itself
- * (cow_set_direct_file).  0, -EINVAL, -EMFILE, -EBADF. */
+ * (cow_set_direct_file).  Takes @fd (closed on failure too).  0, -EINVAL,
+ * -EBADF. */
 int pager_vmo_map_directly(uvmo_vmo_t *vmo, int fd);
 
 #endif

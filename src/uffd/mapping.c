@@ -80,8 +80,9 @@ static int install(struct cow_mapping *cm, uint64_t file_offset, bool write_prot
 			m->installed = true;
 			return 0;
 		}
-		/* (A file the kernel will not map so, e.g. PROT_EXEC on a
-		 * noexec mount: through the pager, like any paged VMO.) */
+		/* (A file the kernel will not map so after all: through the
+		 * pager, like any paged VMO.  The file pager keeps the usual
+		 * causes — hugetlbfs, noexec mounts — from getting here.) */
 		m->direct = false;
 	}
 	m->async = track_async;
