@@ -216,6 +216,7 @@ enum meas {
 	M_FIRST,     /* 1 */
 	M_SEQ,       /* 2a */
 	M_RAND,      /* 2b */
+	M_RAND_PIN,  /*    the same, faulting thread pinned (information) */
 	M_COW,       /* 3 */
 	M_T1,        /* 4: ns per page, 1 thread */
 	M_T2,        /*    ns per page (aggregate), 2 threads */
@@ -229,7 +230,7 @@ static const char *const row_of[M_COUNT] = {
 	[M_ANON] = "B1", [M_UFFD_PIN] = "B2", [M_UFFD_FREE] = "B3", [M_UFFD_SHMEM] = "B2s",
 	[M_WP_PIN] = "B4",
 	[M_WP_FREE] = "B5", [M_MEMCPY] = "B6", [M_FORK] = "B7", [M_ANON_T1] = "B8",
-	[M_ANON_T2] = "B8", [M_FIRST] = "1", [M_SEQ] = "2a", [M_RAND] = "2b",
+	[M_ANON_T2] = "B8", [M_FIRST] = "1", [M_SEQ] = "2a", [M_RAND] = "2b", [M_RAND_PIN] = "2b",
 	[M_COW] = "3", [M_T1] = "4", [M_T2] = "4", [M_POPULATE] = "5", [M_SNAP] = "5",
 };
 
@@ -408,6 +409,8 @@ static void print_table(void)
 	     med(M_UFFD_SHMEM), 3, 0, NULL);
 	line("", "  (the same against the unpinned uffd round trip)", med(M_RAND), "B3", b3, 3,
 	     0, NULL);
+	line("", "  (the same, reader pinned to one CPU like B2's)", med(M_RAND_PIN), "B2", b2, 3,
+	     0, err_of(M_RAND_PIN, M_RAND_PIN));
 	e = err_of(M_COW, M_COW);
 	line("3", "first write after a snapshot (copy-on-write)", med(M_COW), "B4", b4, 1,
 	     TARGET_COW, e);
@@ -1028,6 +1031,16 @@ static int run_inherit(bool random, enum meas m)
 static int run_seq(void) { return run_inherit(false, M_SEQ); }
 static int run_rand(void) { return run_inherit(true, M_RAND); }
 
+/* 2b with the reading thread pinned to one CPU, as B2's faulting thread is
+ * (uvmo's handlers stay one per CPU): what migrations of the reader cost. */
+static int run_rand_pinned(void)
+{
+	pin_self(cpus[0]);
+	int rc = run_inherit(true, M_RAND_PIN);
+	pin_self(-1);
+	return rc;
+}
+
 /* 3: first write through the parent's mapping after a snapshot. */
 static int run_cow(void)
 {
@@ -1162,6 +1175,7 @@ static struct group groups[] = {
 	{ "1 uvmo first touch", run_first, false },
 	{ "2a uvmo inherited read, sequential", run_seq, false },
 	{ "2b uvmo inherited read, random", run_rand, false },
+	{ "2b uvmo inherited read, random, reader pinned", run_rand_pinned, false },
 	{ "3 uvmo copy-on-write", run_cow, false },
 	{ "4 uvmo 1 vs 2 threads", run_threads, false },
 	{ "5 uvmo snapshot of 256 MiB", run_snapshot, false },
