@@ -30,6 +30,7 @@
  * its own).
  */
 #include "map_test_util.h"
+#include "diff_test_util.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -251,88 +252,6 @@ static void go_async(uvmo_vmo_t *v, uvmo_vmo_t *s, uint8_t *m)
 		m[1] ^= 0x3c;
 	expect_ok(uvmo_vmo_restore(v, s));
 	expect_async_vmos(1, "after the third restore to the same snapshot");
-}
-
-/* ---- diff runs (the convention of uvmo_pager_query_dirty_ranges) ------ */
-
-#define RUNS_CAP 1024
-
-struct runs {
-	size_t n;
-	struct uvmo_dirty_range r[RUNS_CAP];
-};
-
-/* Every run of uvmo_vmo_diff(v, s) over the whole VMO, resumed from the
- * end of the last run stored until all are in. */
-static void diff_collect(uvmo_vmo_t *v, uvmo_vmo_t *s, struct runs *out)
-{
-	static struct uvmo_dirty_range buf[RUNS_CAP];
-	uint64_t end = size_of(v), cur = 0;
-	out->n = 0;
-	for (int calls = 0; cur < end; calls++) {
-		size_t actual = 12345, avail = 54321;
-		cr_assert_lt(calls, RUNS_CAP + 2, "uvmo_vmo_diff does not converge");
-		expect_ok(uvmo_vmo_diff(v, s, cur, end - cur, buf, RUNS_CAP, &actual, &avail));
-		cr_assert_leq(actual, avail, "diff stored %zu runs but says %zu exist", actual, avail);
-		for (size_t i = 0; i < actual; i++) {
-			cr_assert(buf[i].offset % PG == 0 && buf[i].length % PG == 0 &&
-				  buf[i].length > 0 && buf[i].offset >= cur &&
-				  buf[i].offset + buf[i].length <= end,
-				  "diff run [0x%llx, +0x%llx) is not whole pages inside the range",
-				  (unsigned long long)buf[i].offset, (unsigned long long)buf[i].length);
-			cr_assert_lt(out->n, (size_t)RUNS_CAP);
-			out->r[out->n++] = buf[i];
-		}
-		if (actual == 0 || actual == avail)
-			break;
-		cur = buf[actual - 1].offset + buf[actual - 1].length;
-	}
-}
-
-/* Runs of the pages marked in @dirty[0, pages). */
-static void runs_of(const bool *dirty, uint64_t pages, struct runs *out)
-{
-	out->n = 0;
-	for (uint64_t p = 0; p < pages;) {
-		if (!dirty[p]) {
-			p++;
-			continue;
-		}
-		uint64_t q = p;
-		while (q < pages && dirty[q])
-			q++;
-		out->r[out->n++] = (struct uvmo_dirty_range){ .offset = p * PG, .length = (q - p) * PG };
-		p = q;
-	}
-}
-
-static void format_runs(const struct runs *r, char *buf, size_t len)
-{
-	size_t used = 0;
-	buf[0] = 0;
-	for (size_t i = 0; i < r->n && used + 40 < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s[%llu,%llu)", i ? " " : "",
-					 (unsigned long long)(r->r[i].offset / PG),
-					 (unsigned long long)((r->r[i].offset + r->r[i].length) / PG));
-	if (!r->n)
-		snprintf(buf, len, "(none)");
-}
-
-/* Assert that diff(v, s) lists exactly the pages marked in @dirty. */
-static void expect_diff(uvmo_vmo_t *v, uvmo_vmo_t *s, const bool *dirty, uint64_t pages)
-{
-	static struct runs got, want;
-	diff_collect(v, s, &got);
-	runs_of(dirty, pages, &want);
-	bool same = got.n == want.n;
-	for (size_t i = 0; same && i < got.n; i++)
-		same = got.r[i].offset == want.r[i].offset && got.r[i].length == want.r[i].length;
-	if (!same) {
-		char g[1024], w[1024];
-		format_runs(&got, g, sizeof(g));
-		format_runs(&want, w, sizeof(w));
-		cr_assert_fail("diff lists pages %s, expected %s", g, w);
-	}
 }
 
 /* ======================================================================== */
