@@ -147,14 +147,27 @@ void pl_clear(struct pagelist *pl)
 	dir_free(pl);
 }
 
-static struct pl_chunk *chunk_find(const struct pagelist *pl, uint64_t index)
+/* The chunk of @index as the cache or the table knows it, without the
+ * tree; *@known: the answer is final (NULL then means no such chunk). */
+static struct pl_chunk *chunk_known(const struct pagelist *pl, uint64_t index, bool *known)
 {
+	*known = true;
 	if (pl->last && pl->last->index == index)
 		return pl->last;
 	if (pl->dir && index < PL_DIR_MAX_INDEX) {
 		struct pl_chunk **slot = dir_slot(pl->dir, index);
 		return remember(pl, slot ? *slot : NULL);
 	}
+	*known = false;
+	return NULL;
+}
+
+static struct pl_chunk *chunk_find(const struct pagelist *pl, uint64_t index)
+{
+	bool known;
+	struct pl_chunk *c = chunk_known(pl, index, &known);
+	if (known)
+		return c;
 	struct pl_chunk key = { .index = index };
 	return remember(pl, RB_FIND(pl_tree, (struct pl_tree *)&pl->root, &key));
 }
@@ -223,8 +236,9 @@ bool pl_next(const struct pagelist *pl, uint64_t from, uint64_t end,
 	     uint64_t *pg, uint16_t *e)
 {
 	struct pl_chunk key = { .index = from >> PL_CHUNK_SHIFT };
-	struct pl_chunk *c = chunk_find(pl, key.index);
-	if (!c)
+	bool known;
+	struct pl_chunk *c = chunk_known(pl, key.index, &known);
+	if (!c) /* one walk finds that chunk or the next one */
 		c = RB_NFIND(pl_tree, (struct pl_tree *)&pl->root, &key);
 
 	for (; c; c = RB_NEXT(pl_tree, (struct pl_tree *)&pl->root, c)) {

@@ -299,13 +299,19 @@ static int file_pager_get(struct file_pager **out)
  * append (pwrite ignores the offset under O_APPEND on Linux): writeback
  * then reopens the file through /proc without it.
  */
+/* A new open file description of the file behind @fd, with @flags. */
+static int reopen(int fd, int flags)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, flags | O_CLOEXEC);
+}
+
 static int own_descriptor(int fd, int flags, uint32_t options)
 {
 	int ours;
 	if ((options & UVMO_FILE_WRITEBACK) && (flags & O_APPEND)) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		ours = open(path, O_RDWR | O_CLOEXEC | (flags & O_DIRECT));
+		ours = reopen(fd, O_RDWR | (flags & O_DIRECT));
 	} else {
 		ours = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	}
@@ -327,9 +333,7 @@ static int own_descriptor(int fd, int flags, uint32_t options)
  */
 static int direct_descriptor(int fd)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	int ro = reopen(fd, O_RDONLY);
 	if (ro < 0)
 		return -1;
 	struct statfs fs;
