@@ -40,7 +40,14 @@ struct pl_chunk {
 
 RB_HEAD(pl_tree, pl_chunk);
 
-#define PL_DIR_MIN_CHUNKS 64u          /* 16 MiB of pages */
+/* 16 MiB of pages; validation builds index lists from 2 chunks on, so that
+ * every test, the reference-model runs included, goes through the table
+ * (and checks it against the tree after each operation). */
+#if UVMO_VALIDATION
+#define PL_DIR_MIN_CHUNKS 2u
+#else
+#define PL_DIR_MIN_CHUNKS 64u
+#endif
 #define PL_DIR_LEAF_SHIFT 9            /* 512 chunks (128 MiB of pages) per leaf */
 #define PL_DIR_LEAF (1u << PL_DIR_LEAF_SHIFT)
 #define PL_DIR_MAX_INDEX (1ull << 22)  /* chunks of 1 TiB of pages */
