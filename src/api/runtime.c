@@ -170,6 +170,7 @@ static int init_locked(const struct uvmo_config *cfg)
 		.root_size = cfg ? cfg->root_vmar_size : 0,
 		.threads = cfg ? cfg->fault_threads : 0,
 		.tracking = tracking,
+		.rest_ms = cfg ? cfg->handler_rest_ms : 0,
 	};
 	rc = uffd_init(&uc);
 	if (rc == 0) {
@@ -258,6 +259,9 @@ UVMO_EXPORT int uvmo_get_stats(struct uvmo_stats *out)
 	out->dirty_scans = us.dirty_scans;
 	out->direct_file_mappings = us.direct_file_mappings;
 	out->dirty_scan_ns = us.dirty_scan_ns;
+	out->handler_rests = us.handler_rests;
+	out->handler_recalls = us.handler_recalls;
+	out->handlers_waiting = us.handlers_waiting;
 	out->vmars = handle_count(HANDLE_VMAR);
 	return 0;
 }

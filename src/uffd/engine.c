@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine.c — the userfaultfd file and its handler threads.
+ * engine.c — the userfaultfds, and serving the faults read from them.
  *
- * One userfaultfd serves every mapping.  Handler threads — by default one
- * per CPU, each pinned to its CPU — all wait on it; the kernel wakes them
- * when a fault arrives, and the one on the faulting thread's CPU (now idle,
- * since that thread sleeps) usually takes it: no cross-CPU wake-up, which
- * costs 36–50 µs here against 6 µs on the same CPU (DESIGN.md §4).
+ * One userfaultfd serves every mapping; the handler threads that wait on
+ * it (handlers.c) hand each fault message to engine_handle_fault.
  *
  * A second userfaultfd, opened with UFFD_FEATURE_WP_ASYNC where the kernel
  * has it, serves the mappings of VMOs on the async dirty-tracking tier
@@ -38,7 +35,7 @@
 #include "compat/linux_abi.h"
 #include "uffd/uffd_private.h"
 
-struct engine engine = { .fd = -1, .async_fd = -1, .stop_fd = -1, .pagemap_fd = -1 };
+struct engine engine = { .fd = -1, .async_fd = -1, .pagemap_fd = -1 };
 
 static const uint64_t required_features =
 	UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
@@ -185,7 +182,7 @@ int engine_scan_written(uint64_t start, uint64_t len,
 /* Set when an install has woken the faulting thread, so that the fault
  * is answered without a separate UFFDIO_WAKE; and the userfaultfd whose
  * waiters that woke (the mapping's, which is not always the one the fault
- * came from: see handle_fault). */
+ * came from: see engine_handle_fault). */
 static __thread bool fault_answered;
 static __thread int answered_on = -1;
 
@@ -298,6 +295,17 @@ void engine_clear_poisons(void)
 	pthread_mutex_unlock(&poison_lock);
 }
 
+bool engine_poisons_pending(void)
+{
+	return atomic_load(&poison_pending);
+}
+
+void engine_retry_poisons(void)
+{
+	if (atomic_load(&poison_pending) && space_pool_has_room())
+		engine_clear_poisons();
+}
+
 /*
  * A fault that waits for a pager: the handler does not block (it serves
  * other faults meanwhile); the faulting thread stays asleep in the kernel
@@ -354,7 +362,13 @@ static int resolve_with_wait(int fd, uint64_t addr, bool wp, bool write, pid_t t
 	return rc;
 }
 
-static void handle_fault(int fd, const struct uffd_msg *msg)
+void engine_handler_exit(void)
+{
+	free(spare_wait);
+	spare_wait = NULL;
+}
+
+void engine_handle_fault(int fd, const struct uffd_msg *msg)
 {
 	uint64_t addr = msg->arg.pagefault.address & ~(PAGE_SIZE - 1);
 	bool wp = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
@@ -399,166 +413,26 @@ static void handle_fault(int fd, const struct uffd_msg *msg)
 	pthread_rwlock_unlock(&aspace_lock);
 }
 
-/*
- * Dormant handlers.  The kernel wakes every thread waiting on the
- * userfaultfd for each fault, so with one handler per CPU a single faulting
- * thread also wakes the handlers of the other CPUs, which find nothing to
- * read — measured: that costs random clone reads about a third of their
- * time.  So a handler that keeps losing the race to the local one steps
- * aside: it stops polling and sleeps on a futex.  It comes back when the
- * time is up (the faulting thread may have moved to its CPU), or at once
- * when an active handler sees a fault from another thread than the last
- * (several threads are faulting, possibly on several CPUs, and each is
- * best served on its own).  One handler always stays active.
- */
-#define LOSSES_BEFORE_DORMANT 4
-#define DORMANT_NS 10000000L /* 10 ms */
-
-static _Atomic uint32_t active_handlers;
-/* How many handlers run, for the handlers themselves (engine.nthreads is
- * the starting and stopping thread's own, written while they run). */
-static _Atomic uint32_t started_handlers;
-static _Atomic uint32_t recall_generation; /* a futex word */
-static _Atomic uint32_t last_faulting_thread;
-
-static void recall_dormant_handlers(void)
-{
-	if (atomic_load_explicit(&active_handlers, memory_order_relaxed) >=
-	    atomic_load_explicit(&started_handlers, memory_order_relaxed))
-		return;
-	atomic_fetch_add(&recall_generation, 1);
-	syscall(SYS_futex, &recall_generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
-/* Step aside for a while, unless this is the last active handler. */
-static void try_dormancy(void)
-{
-	uint32_t active = atomic_load(&active_handlers);
-	do {
-		if (active <= 1)
-			return;
-	} while (!atomic_compare_exchange_weak(&active_handlers, &active, active - 1));
-	uint32_t generation = atomic_load(&recall_generation);
-	struct timespec timeout = { .tv_sec = 0, .tv_nsec = DORMANT_NS };
-	syscall(SYS_futex, &recall_generation, FUTEX_WAIT_PRIVATE, generation, &timeout,
-		NULL, 0);
-	atomic_fetch_add(&active_handlers, 1);
-}
-
-static void note_faulting_thread(const struct uffd_msg *msg)
-{
-	uint32_t tid = msg->arg.pagefault.feat.ptid;
-	if (atomic_load_explicit(&last_faulting_thread, memory_order_relaxed) != tid) {
-		atomic_store_explicit(&last_faulting_thread, tid, memory_order_relaxed);
-		recall_dormant_handlers();
-	}
-}
-
-static void *handler_main(void *arg)
-{
-	long cpu = (long)(intptr_t)arg;
-	/* A negative fd (no async userfaultfd) is ignored by poll. */
-	struct pollfd fds[3] = {
-		{ .fd = engine.fd, .events = POLLIN },
-		{ .fd = engine.async_fd, .events = POLLIN },
-		{ .fd = engine.stop_fd, .events = POLLIN },
-	};
-	unsigned losses = 0;
-	/* Without thread ids several faulting threads cannot be told from
-	 * one: every handler stays active. */
-	bool may_rest = engine.features & UFFD_FEATURE_THREAD_ID;
-
-	if (cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET((int)cpu, &set);
-		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	}
-	for (;;) {
-		/* With poisons outstanding, look again now and then whether
-		 * the pool has room for them to succeed. */
-		int timeout = atomic_load(&poison_pending) ? 50 : -1;
-		int n = poll(fds, 3, timeout);
-		if (n < 0 && errno != EINTR)
-			break;
-		if (fds[2].revents)
-			break;
-		if (atomic_load(&poison_pending) && space_pool_has_room())
-			engine_clear_poisons();
-		if (n <= 0)
-			continue;
-		int fd = (fds[0].revents & POLLIN) ? engine.fd
-			 : (fds[1].revents & POLLIN) ? engine.async_fd : -1;
-		if (fd < 0)
-			continue;
-		struct uffd_msg msg;
-		ssize_t got = read(fd, &msg, sizeof(msg));
-		if (got != sizeof(msg)) {
-			/* Another handler took it. */
-			if (may_rest && ++losses >= LOSSES_BEFORE_DORMANT) {
-				try_dormancy();
-				losses = 0;
-			}
-			continue;
-		}
-		losses = 0;
-		if (msg.event == UFFD_EVENT_PAGEFAULT) {
-			if (may_rest)
-				note_faulting_thread(&msg);
-			handle_fault(fd, &msg);
-		}
-	}
-	free(spare_wait);
-	spare_wait = NULL;
-	return NULL;
-}
-
-int engine_start(uint32_t threads, uint32_t tracking)
+int engine_start(uint32_t threads, uint32_t tracking, uint32_t rest_ms)
 {
 	engine.config_threads = threads;
 	engine.config_tracking = tracking;
+	engine.config_rest_ms = rest_ms;
 	int rc = open_uffd(0, &engine.features);
 	if (rc < 0)
 		return rc;
 	engine.fd = rc;
 	rc = open_async_tracking(tracking);
+	if (rc == 0)
+		rc = handlers_start(threads, rest_ms);
 	if (rc < 0)
-		goto fail;
-	engine.stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (engine.stop_fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	bool pin = threads == 0;
-	if (threads == 0)
-		threads = cpus > 0 ? (uint32_t)cpus : 1;
-	engine.threads = calloc(threads, sizeof(pthread_t));
-	if (!engine.threads) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	atomic_store(&active_handlers, threads);
-	atomic_store(&started_handlers, threads);
-	for (uint32_t i = 0; i < threads; i++) {
-		long cpu = pin ? (long)i : -1;
-		if (pthread_create(&engine.threads[i], NULL, handler_main,
-				   (void *)(intptr_t)cpu) != 0) {
-			rc = -EAGAIN;
-			engine.nthreads = i;
-			goto fail;
-		}
-	}
-	engine.nthreads = threads;
-	return 0;
-fail:
-	engine_stop();
+		engine_stop();
 	return rc;
 }
 
 static void close_fds(void)
 {
-	int *fds[] = { &engine.fd, &engine.async_fd, &engine.stop_fd, &engine.pagemap_fd };
+	int *fds[] = { &engine.fd, &engine.async_fd, &engine.pagemap_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -570,25 +444,13 @@ void engine_forget(void)
 {
 	/* After fork(): the threads are the parent's, and so is the
 	 * userfaultfd context — reading it would steal the parent's faults. */
-	free(engine.threads);
-	engine.threads = NULL;
-	engine.nthreads = 0;
+	handlers_forget();
 	close_fds();
 }
 
 void engine_stop(void)
 {
-	if (engine.stop_fd >= 0) {
-		uint64_t one = 1;
-		ssize_t w = write(engine.stop_fd, &one, sizeof(one));
-		(void)w;
-		recall_dormant_handlers(); /* so that they see the request */
-	}
-	for (uint32_t i = 0; i < engine.nthreads; i++)
-		pthread_join(engine.threads[i], NULL);
-	free(engine.threads);
-	engine.threads = NULL;
-	engine.nthreads = 0;
+	handlers_stop();
 	close_fds();
 	pthread_mutex_lock(&poison_lock);
 	free(poisoned);
@@ -607,4 +469,5 @@ void uffd_get_stats(struct uffd_stats *out)
 	out->dirty_scan_ns = atomic_load(&engine.dirty_scan_ns);
 	out->direct_file_mappings = mapping_direct_count();
 	out->async_tracking = engine.async_fd >= 0;
+	handlers_get_stats(out);
 }

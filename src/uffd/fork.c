@@ -91,7 +91,8 @@ void uffd_fork_child(void)
 	engine_forget();
 	int rc = pmm_fork_child();
 	if (rc == 0)
-		rc = engine_start(engine.config_threads, engine.config_tracking);
+		rc = engine_start(engine.config_threads, engine.config_tracking,
+				  engine.config_rest_ms);
 	/* On failure the mappings are taken away rather than left sharing
 	 * the parent's frames: the child's accesses fault (SIGSEGV). */
 	space_for_each_mapping(reinstall, &rc);

@@ -55,7 +55,7 @@ int uffd_init(const struct uffd_config *cfg)
 	}
 	if (p == MAP_FAILED)
 		return -ENOMEM;
-	int rc = engine_start(cfg->threads, cfg->tracking);
+	int rc = engine_start(cfg->threads, cfg->tracking, cfg->rest_ms);
 	if (rc < 0) {
 		munmap(p, size);
 		return rc;

@@ -51,6 +51,7 @@ struct uffd_config {
 	uint64_t root_size; /* 0: default */
 	uint32_t threads;   /* 0: one per CPU, pinned */
 	uint32_t tracking;  /* UVMO_TRACKING_* */
+	uint32_t rest_ms;   /* uvmo_config.handler_rest_ms */
 };
 
 /* Reserve the root region and start the fault handlers.  -ENOMEM if no
@@ -103,6 +104,7 @@ struct uffd_stats {
 	uint64_t missing_faults, wp_faults, sigbus_faults, dirty_scans;
 	uint64_t direct_file_mappings;
 	uint64_t dirty_scan_ns;
+	uint64_t handler_rests, handler_recalls, handlers_waiting;
 	bool async_tracking; /* the async tier is available */
 };
 void uffd_get_stats(struct uffd_stats *out);

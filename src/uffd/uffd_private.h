@@ -98,18 +98,15 @@ uint64_t mapping_direct_count(void);
 struct engine {
 	int fd;         /* the userfaultfd of sync-tracked mappings */
 	int async_fd;   /* with UFFD_FEATURE_WP_ASYNC; -1: no async tier */
-	int stop_fd;
 	int pagemap_fd; /* /proc/self/pagemap, for PAGEMAP_SCAN; -1 with async_fd */
 	uint64_t features;
-	pthread_t *threads;
-	uint32_t nthreads;
-	uint32_t config_threads, config_tracking;
+	uint32_t config_threads, config_tracking, config_rest_ms;
 	_Atomic uint64_t missing_faults, wp_faults, sigbus_faults, dirty_scans;
 	_Atomic uint64_t dirty_scan_ns; /* time inside PAGEMAP_SCAN */
 };
 extern struct engine engine;
 /* @tracking: UVMO_TRACKING_* (uffd.h); -ENOTSUP if ASYNC is impossible. */
-int engine_start(uint32_t threads, uint32_t tracking);
+int engine_start(uint32_t threads, uint32_t tracking, uint32_t rest_ms);
 void engine_stop(void);
 void engine_forget(void);
 /* Register [start, start + len) with userfaultfd @fd (MISSING and WP). */
@@ -122,6 +119,23 @@ void engine_write_protect(int fd, uint64_t start, uint64_t len, bool protect);
 int engine_scan_written(uint64_t start, uint64_t len,
 			void (*written)(void *arg, uint64_t addr, uint64_t len), void *arg);
 void engine_clear_poisons(void);
+/* Poisoned pages wait for the pool to have room; retry them if it has. */
+bool engine_poisons_pending(void);
+void engine_retry_poisons(void);
+/* Serve one fault message read from userfaultfd @fd (a handler thread). */
+struct uffd_msg;
+void engine_handle_fault(int fd, const struct uffd_msg *msg);
+/* A handler thread ends: free what engine_handle_fault kept for it. */
+void engine_handler_exit(void);
+
+/* handlers.c: the handler threads (see there for who waits and who rests).
+ * @threads: 0 for one per CPU, pinned; else that many, unpinned.
+ * @rest_ms: uvmo_config.handler_rest_ms. */
+int handlers_start(uint32_t threads, uint32_t rest_ms);
+void handlers_get_stats(struct uffd_stats *out);
+void handlers_stop(void);
+/* After fork(): forget the parent's threads without touching them. */
+void handlers_forget(void);
 /* Fill and map holes of a mapping in one step (zeros: no wake-up): 0, or
  * an error if not all of it was done.  @wake_waiters: also wake the
  * threads faulting in the range (the fault being served is answered). */
