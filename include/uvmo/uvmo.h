@@ -71,11 +71,12 @@ struct uvmo_config {
 	/** Bytes of address space reserved at start-up for the root VMAR
 	 *  (costs no memory).  Default 4 TiB, shrunk until it fits. */
 	uint64_t root_vmar_size;
-	/** How long a pinned handler thread that serves too few faults steps
+	/** How long a fault handler thread that serves too few faults steps
 	 *  aside, in ms (see "Handler threads" in docs/design.md): 0
 	 *  (default) adapts, from 10 ms doubling up to 160 ms while it keeps
 	 *  finding nothing to do; UVMO_HANDLERS_NEVER_REST keeps every
-	 *  handler waiting. */
+	 *  handler waiting.  A resting handler still looks every 10 ms for
+	 *  faults left unread, and comes back if it finds one. */
 	uint32_t handler_rest_ms;
 	uint32_t reserved[3];
 };
@@ -138,7 +139,7 @@ struct uvmo_stats {
 	uint64_t direct_file_mappings; /**< live mappings of a file itself (READONLY file VMOs) */
 	uint64_t dirty_scan_ns;        /**< time spent in PAGEMAP_SCAN (the kernel's scan and re-protection), ns */
 	uint64_t handler_rests;        /**< times a fault handler thread stepped aside (served too few faults) */
-	uint64_t handler_recalls;      /**< rests ended early: another thread faulted, or one moved to the CPU */
+	uint64_t handler_recalls;      /**< rests ended early: another thread faulted, one moved to the CPU, or a fault was left unread */
 	uint64_t handlers_waiting;     /**< handler threads waiting for faults now (the others rest) */
 };
 

@@ -29,7 +29,15 @@
  *     earned its keep doubles the next one, up to REST_MAX_NS;
  *   - at once, when a handler sees a fault from another thread than the
  *     last (several threads are faulting, possibly on several CPUs, and
- *     each is best served on its own), at most once per RECALL_MIN_NS.
+ *     each is best served on its own), at most once per RECALL_MIN_NS;
+ *   - at once, when a sample of the faulting thread's CPU (every
+ *     SAMPLE_EVERY faults while some handler rests) finds it on the
+ *     resting handler's CPU;
+ *   - within REST_CHECK_NS + STUCK_NS, when it finds a fault left unread
+ *     and no fault read for STUCK_NS (the waiting handlers cannot run, say
+ *     behind a busy thread on their CPU): resting never delays a fault by
+ *     much more than that;
+ *   - at once, when uvmo stops.
  * One handler always keeps waiting.
  *
  * Lock order: judge_lock is a leaf; it is only ever try-locked by
@@ -64,6 +72,8 @@
 #define REST_MAX_NS 160000000ull /* 160 ms */
 #define RECALL_MIN_NS 1000000ull /* 1 ms */
 #define SAMPLE_EVERY 256u
+#define REST_CHECK_NS 10000000ull /* 10 ms */
+#define STUCK_NS 1000000ull /* 1 ms */
 
 struct handler {
 	pthread_t thread;
@@ -83,6 +93,7 @@ struct handler {
 static struct handler *handlers;
 static uint32_t nhandlers;
 static _Atomic bool stopping;
+static _Atomic bool running; /* for the counters: handlers exist */
 static pthread_mutex_t judge_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Rests: from rest_min_ns, doubling up to rest_max_ns (handler_rest_ms);
@@ -181,12 +192,15 @@ static void note_faulting_thread(uint32_t tid)
  * faults since it was last judged to rest.  One judge at a time. */
 static void judge_handlers(uint64_t count)
 {
-	if (pthread_mutex_trylock(&judge_lock) != 0)
+	if (atomic_load(&stopping) || pthread_mutex_trylock(&judge_lock) != 0)
 		return;
 	uint64_t waiting = atomic_load(&waiting_handlers);
 	for (uint32_t i = 0; i < nhandlers; i++) {
 		struct handler *h = &handlers[i];
-		if (atomic_load(&h->rest_requested) || count - h->judged_at < JUDGE_EVERY)
+		/* Another judge, or a handler back from rest, may have set
+		 * judged_at past this judge's count. */
+		if (atomic_load(&h->rest_requested) ||
+		    (int64_t)(count - h->judged_at) < (int64_t)JUDGE_EVERY)
 			continue;
 		uint64_t served = atomic_load(&h->served);
 		bool idle = (served - h->served_then) * SHARE_FRACTION * waiting <
@@ -206,26 +220,78 @@ static void judge_handlers(uint64_t count)
 	pthread_mutex_unlock(&judge_lock);
 }
 
-/* Rest, unless this is the last waiting handler: sleep until recalled or
- * until the rest is up. */
-static void rest(struct handler *h)
+/* Whether a fault waits on a userfaultfd unread. */
+static bool fault_pending(void)
 {
-	uint32_t waiting = atomic_load(&waiting_handlers);
-	do {
-		if (waiting <= 1)
-			goto back;
-	} while (!atomic_compare_exchange_weak(&waiting_handlers, &waiting, waiting - 1));
+	struct pollfd fds[2] = {
+		{ .fd = engine.fd, .events = POLLIN },
+		{ .fd = engine.async_fd, .events = POLLIN },
+	};
+	return poll(fds, 2, 0) > 0;
+}
 
-	atomic_fetch_add_explicit(&rests, 1, memory_order_relaxed);
-	pthread_mutex_lock(&judge_lock);
-	uint64_t ns = h->rest_ns;
-	pthread_mutex_unlock(&judge_lock);
-	uint32_t word = atomic_load(&h->recall_word);
+/* Sleep on @h's futex for @ns at most: true if recalled meanwhile. */
+static bool sleep_unless_recalled(struct handler *h, uint32_t word, uint64_t ns);
+
+/* Whether the waiting handlers are stuck: a fault waits unread, and no
+ * fault at all is read for STUCK_NS.  (A fault is often unread for a
+ * moment: its thread may fault again before the handler that woke it is
+ * back on its poll.)  Sets *@recalled if recalled meanwhile. */
+static bool handlers_stuck(struct handler *h, uint32_t word, bool *recalled)
+{
+	if (!fault_pending())
+		return false;
+	uint64_t count = atomic_load(&faults_read);
+	*recalled = sleep_unless_recalled(h, word, STUCK_NS);
+	return !*recalled && atomic_load(&faults_read) == count && fault_pending();
+}
+
+/* Sleep on @h's futex for @ns at most: true if recalled meanwhile. */
+static bool sleep_unless_recalled(struct handler *h, uint32_t word, uint64_t ns)
+{
 	struct timespec timeout = { .tv_sec = (time_t)(ns / 1000000000ull),
 				    .tv_nsec = (long)(ns % 1000000000ull) };
+	syscall(SYS_futex, &h->recall_word, FUTEX_WAIT_PRIVATE, word, &timeout, NULL, 0);
+	return atomic_load(&h->recall_word) != word;
+}
+
+/*
+ * Rest, unless this is the last waiting handler: sleep until recalled or
+ * until the rest is up.  Every REST_CHECK_NS it looks whether the waiting
+ * handlers are stuck (handlers_stuck), and comes back if so.
+ *
+ * The handler shows itself resting before the count of waiting handlers
+ * drops, so that anyone who acts on the lower count (a recall, the stop)
+ * also sees it resting and bumps its futex word, read before either.
+ */
+static void rest(struct handler *h)
+{
+	uint32_t word = atomic_load(&h->recall_word);
 	atomic_store(&h->resting, true);
-	if (!atomic_load(&stopping))
-		syscall(SYS_futex, &h->recall_word, FUTEX_WAIT_PRIVATE, word, &timeout, NULL, 0);
+	uint32_t waiting = atomic_load(&waiting_handlers);
+	do {
+		if (waiting <= 1) {
+			atomic_store(&h->resting, false);
+			goto back;
+		}
+	} while (!atomic_compare_exchange_weak(&waiting_handlers, &waiting, waiting - 1));
+	atomic_fetch_add_explicit(&rests, 1, memory_order_relaxed);
+
+	pthread_mutex_lock(&judge_lock);
+	uint64_t end = monotonic_ns() + h->rest_ns;
+	pthread_mutex_unlock(&judge_lock);
+	for (;;) {
+		uint64_t now = monotonic_ns();
+		if (atomic_load(&stopping) || now >= end)
+			break;
+		uint64_t ns = end - now < REST_CHECK_NS ? end - now : REST_CHECK_NS;
+		bool recalled = sleep_unless_recalled(h, word, ns);
+		if (!recalled && handlers_stuck(h, word, &recalled))
+			atomic_fetch_add_explicit(&recalls, 1, memory_order_relaxed);
+		else if (!recalled)
+			continue;
+		break;
+	}
 	atomic_store(&h->resting, false);
 	atomic_fetch_add(&waiting_handlers, 1);
 back:
@@ -283,7 +349,7 @@ static void *handler_main(void *arg)
 		int timeout = engine_poisons_pending() ? 50 : -1;
 		int n = poll(fds, 3, timeout);
 		if (n < 0 && errno != EINTR)
-			break;
+			usleep(1000); /* ENOMEM: try again; a handler never leaves */
 		engine_retry_poisons();
 		if (n <= 0)
 			continue;
@@ -316,25 +382,32 @@ static void release(void)
 
 void handlers_stop(void)
 {
+	atomic_store(&running, false);
 	atomic_store(&stopping, true);
-	for (uint32_t i = 0; i < nhandlers; i++)
-		nudge(&handlers[i]);
-	recall_resting_handlers();
 	for (uint32_t i = 0; i < nhandlers; i++) {
+		nudge(&handlers[i]);
+		recall(&handlers[i]); /* resting or not: no ordering to get wrong */
+	}
+	/* All joined before any eventfd closes: a handler still serving a
+	 * fault may nudge another until it sees the stop. */
+	for (uint32_t i = 0; i < nhandlers; i++)
 		if (handlers[i].thread)
 			pthread_join(handlers[i].thread, NULL);
+	for (uint32_t i = 0; i < nhandlers; i++)
 		close(handlers[i].nudge_fd);
-	}
 	release();
 }
 
 void handlers_forget(void)
 {
 	/* After fork(): the threads are the parent's, and /proc/self/task
-	 * (opened then) names the parent's. */
+	 * (opened then) names the parent's.  One of them may have held the
+	 * judge's lock at the fork. */
+	atomic_store(&running, false);
 	for (uint32_t i = 0; i < nhandlers; i++)
 		close(handlers[i].nudge_fd);
 	release();
+	pthread_mutex_init(&judge_lock, NULL);
 }
 
 int handlers_start(uint32_t threads, uint32_t rest_ms)
@@ -360,6 +433,7 @@ int handlers_start(uint32_t threads, uint32_t rest_ms)
 		}
 		handlers[i].cpu = pin ? (long)i : -1;
 		handlers[i].rest_ns = rest_min_ns;
+		handlers[i].judged_since_rest = true; /* the first rest is not doubled */
 	}
 	nhandlers = threads;
 	task_dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -377,6 +451,7 @@ int handlers_start(uint32_t threads, uint32_t rest_ms)
 			return -EAGAIN;
 		}
 	}
+	atomic_store(&running, true);
 	return 0;
 }
 
@@ -384,5 +459,5 @@ void handlers_get_stats(struct uffd_stats *out)
 {
 	out->handler_rests = atomic_load(&rests);
 	out->handler_recalls = atomic_load(&recalls);
-	out->handlers_waiting = handlers ? atomic_load(&waiting_handlers) : 0;
+	out->handlers_waiting = atomic_load(&running) ? atomic_load(&waiting_handlers) : 0;
 }
