@@ -44,7 +44,9 @@
  *
  * Environment: FAULT_BENCH_HANDLERS=n sets uvmo_config.fault_threads (0, the
  * default, is one pinned handler per CPU; n > 0 is n unpinned handlers), to
- * compare handler placements.  The load average is printed before and after:
+ * compare handler placements; FAULT_BENCH_REST_MS=n|never sets
+ * uvmo_config.handler_rest_ms (never: every handler always waits, as
+ * before handlers could rest).  The load average is printed before and after:
  * other work on the machine skews every figure, the 2-thread ones most.
  *
  * A benchmark is not an assertion: a MISS still exits 0, and so does a
@@ -350,6 +352,7 @@ static const char *err_of(enum meas a, enum meas b)
 static int rounds_done;
 static char load_before[64], load_after[64];
 static uint32_t handlers_cfg;
+static uint32_t rest_cfg; /* uvmo_config.handler_rest_ms */
 
 static void read_loadavg(char *buf, size_t len)
 {
@@ -379,6 +382,10 @@ static void print_table(void)
 	       load_before, load_after[0] ? load_after : "-");
 	if (handlers_cfg)
 		printf("  fault_threads = %u\n", handlers_cfg);
+	if (rest_cfg == UVMO_HANDLERS_NEVER_REST)
+		printf("  handler_rest_ms = never (every handler always waits)\n");
+	else if (rest_cfg)
+		printf("  handler_rest_ms = %u\n", rest_cfg);
 	printf("times are per 4 KiB page unless marked 'per call'; "
 	       "ratio = uvmo / baseline (row 4: rate ratio)\n\n");
 	printf("%-3s %-56s %11s  %-16s %8s  %-8s %s\n", "#", "measurement", "time",
@@ -1200,6 +1207,11 @@ int main(void)
 	memset(&cfg, 0, sizeof cfg);
 	if (env)
 		cfg.fault_threads = handlers_cfg = (uint32_t)strtoul(env, NULL, 10);
+	env = getenv("FAULT_BENCH_REST_MS");
+	if (env)
+		cfg.handler_rest_ms = rest_cfg = strcmp(env, "never") == 0
+						   ? UVMO_HANDLERS_NEVER_REST
+						   : (uint32_t)strtoul(env, NULL, 10);
 	read_loadavg(load_before, sizeof load_before);
 	rc = uvmo_init(&cfg);
 	if (rc < 0)
